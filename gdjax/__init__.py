@@ -1,0 +1,18 @@
+"""gdjax: optimizer sweeps as one compiled JAX program."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from gdjax.engine import DTYPES as DTYPES
+from gdjax.engine import SweepProgram as SweepProgram
+from gdjax.engine import SweepResult as SweepResult
+from gdjax.engine import prepare_sweep as prepare_sweep
+from gdjax.engine import sweep as sweep
+from gdjax.optimizers import OPTIMIZERS as OPTIMIZERS
+from gdjax.problems import Problem as Problem
+from gdjax.problems import linear_regression as linear_regression
+from gdjax.problems import xor as xor
+
+try:
+    __version__ = version("gdjax")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"

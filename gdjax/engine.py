@@ -1,0 +1,392 @@
+"""sweep(): every (seed, learning rate) run of an optimizer as one compiled program.
+
+The program is ``jit(vmap_seeds(vmap_learning_rates(scan_steps)))``. Learning
+rates, seeds (their starting parameters and PRNG keys) and the data are its
+arguments, never constants, so a new grid of the same shape reuses the
+compiled program. A run whose loss goes non-finite is recorded in
+``diverged_at`` and never disturbs the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+from gdjax.optimizers import DEFAULT_BATCH_SIZE, OptimizerFactory, resolve_optimizer
+from gdjax.problems import Problem
+
+DTYPES = ("float32", "float64")
+MAX_SEED = 2**31 - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+    """What a sweep recorded, as numpy arrays with leading axes (seed, learning rate).
+
+    Attributes:
+        problem, optimizer: names.
+        learning_rates: (n_lrs,) the grid, in the order given.
+        seeds: (n_seeds,) the seeds, in the order given.
+        steps, log_every, dtype, batch_size: the settings of the sweep
+            (``batch_size`` None means full batch).
+        final_loss: (n_seeds, n_lrs) loss on all data after the last step.
+        best_loss: (n_seeds, n_lrs) lowest finite loss on all data among the
+            start, the logged points and the end.
+        diverged_at: (n_seeds, n_lrs) int, first step ``t`` whose loss (of the
+            parameters before update ``t``, on that step's batch) was not
+            finite; ``steps`` if only the final loss was not; -1 if none.
+        loss_curve: (n_seeds, n_lrs, steps // log_every) loss on all data
+            after ``log_every``, ``2 * log_every``, ... steps.
+        params: pytree of the final parameters, each leaf (n_seeds, n_lrs, ...).
+    """
+
+    problem: str
+    optimizer: str
+    learning_rates: np.ndarray
+    seeds: np.ndarray
+    steps: int
+    log_every: int
+    dtype: str
+    batch_size: int | None
+    final_loss: np.ndarray
+    best_loss: np.ndarray
+    diverged_at: np.ndarray
+    loss_curve: np.ndarray
+    params: Any
+
+    def to_frame(self):
+        """One row per (seed, learning rate), sorted by seed then learning rate."""
+        import pandas as pd
+
+        n_seeds, n_lrs = self.final_loss.shape
+        frame = pd.DataFrame(
+            {
+                "problem": self.problem,
+                "optimizer": self.optimizer,
+                "dtype": self.dtype,
+                "steps": self.steps,
+                "batch_size": self.batch_size if self.batch_size is not None else 0,
+                "seed": np.repeat(self.seeds, n_lrs),
+                "learning_rate": np.tile(self.learning_rates, n_seeds),
+                "final_loss": self.final_loss.ravel(),
+                "best_loss": self.best_loss.ravel(),
+                "diverged_at": self.diverged_at.ravel(),
+            }
+        )
+        return frame.sort_values(["seed", "learning_rate"], kind="stable").reset_index(drop=True)
+
+
+def _run_one(learning_rate, params, key, X, y, *, loss, make_optimizer, steps, log_every, batch_size):
+    """One run: ``steps`` updates from ``params``, the loss logged every ``log_every``."""
+    optimizer = make_optimizer(learning_rate)
+    n_examples = X.shape[0]
+
+    def step(carry, t):
+        params, opt_state, diverged_at, order = carry
+        if batch_size is None:
+            X_batch, y_batch = X, y
+        else:
+            batches_per_epoch = n_examples // batch_size
+            epoch, batch = t // batches_per_epoch, t % batches_per_epoch
+            order = lax.cond(
+                batch == 0,
+                lambda: jax.random.permutation(jax.random.fold_in(key, epoch), n_examples).astype(jnp.int32),
+                lambda: order,
+            )
+            rows = lax.dynamic_slice(order, (batch * batch_size,), (batch_size,))
+            X_batch, y_batch = X[rows], y[rows]
+        value, grads = jax.value_and_grad(loss)(params, X_batch, y_batch)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        diverged_at = jnp.where((diverged_at < 0) & ~jnp.isfinite(value), t, diverged_at)
+        return (params, opt_state, diverged_at, order), None
+
+    def logged_block(carry, first_step):
+        carry, _ = lax.scan(step, carry, first_step + jnp.arange(log_every, dtype=jnp.int32))
+        return carry, loss(carry[0], X, y)
+
+    n_logs, tail = divmod(steps, log_every)
+    initial_loss = loss(params, X, y)
+    carry = (params, optimizer.init(params), jnp.int32(-1), jnp.arange(n_examples, dtype=jnp.int32))
+    carry, loss_curve = lax.scan(logged_block, carry, jnp.arange(n_logs, dtype=jnp.int32) * log_every)
+    if tail:
+        carry, _ = lax.scan(step, carry, n_logs * log_every + jnp.arange(tail, dtype=jnp.int32))
+    params, _, diverged_at, _ = carry
+    final_loss = loss(params, X, y)
+    diverged_at = jnp.where((diverged_at < 0) & ~jnp.isfinite(final_loss), steps, diverged_at)
+    seen = jnp.concatenate([initial_loss[None], loss_curve, final_loss[None]])
+    best_loss = jnp.min(jnp.where(jnp.isfinite(seen), seen, jnp.inf))
+    return {
+        "final_loss": final_loss,
+        "best_loss": best_loss,
+        "diverged_at": diverged_at,
+        "loss_curve": loss_curve,
+        "params": params,
+    }
+
+
+@functools.partial(jax.jit, static_argnames=("loss", "make_optimizer", "steps", "log_every", "batch_size"))
+def _sweep_program(
+    learning_rates, init_params, keys, X, y, *, loss, make_optimizer, steps, log_every, batch_size
+):
+    """learning_rates (n_lrs,); init_params leaves and keys with leading axis n_seeds."""
+    run = functools.partial(
+        _run_one,
+        loss=loss,
+        make_optimizer=make_optimizer,
+        steps=steps,
+        log_every=log_every,
+        batch_size=batch_size,
+    )
+    over_learning_rates = jax.vmap(run, in_axes=(0, None, None, None, None))
+    over_seeds = jax.vmap(over_learning_rates, in_axes=(None, 0, 0, None, None))
+    return over_seeds(learning_rates, init_params, keys, X, y)
+
+
+def _check_count(name: str, value, *, low: int = 1, high: int | None = None) -> int:
+    allowed = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be {allowed}; got {value!r} ({type(value).__name__})")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be {allowed}; got {value!r}")
+    return int(value)
+
+
+def _check_dtype(dtype) -> str:
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+    return name
+
+
+def _check_learning_rates(learning_rates, dtype: str) -> np.ndarray:
+    try:
+        rates = np.atleast_1d(np.asarray(learning_rates, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise TypeError(f"learning_rates must be positive finite numbers; got {learning_rates!r}") from None
+    if rates.ndim != 1 or rates.size == 0:
+        raise ValueError(
+            f"learning_rates must be a non-empty 1-D sequence of numbers; got shape {rates.shape}"
+        )
+    bad = rates[~(np.isfinite(rates) & (rates > 0))]
+    if bad.size:
+        raise ValueError(f"learning_rates must be positive and finite; got {float(bad[0])!r}")
+    limit = np.finfo(dtype).max
+    if np.any(rates > limit):
+        raise ValueError(f"learning_rates must be at most {limit:.3g} in {dtype}; got {float(rates.max())!r}")
+    return rates
+
+
+def _check_seeds(seeds) -> np.ndarray:
+    values = np.atleast_1d(np.asarray(seeds))
+    if values.size == 0 or values.ndim != 1:
+        raise ValueError(f"seeds must be a non-empty 1-D sequence of integers; got {seeds!r}")
+    if not np.issubdtype(values.dtype, np.integer):
+        raise TypeError(f"seeds must be integers in [0, {MAX_SEED}]; got {seeds!r}")
+    if values.min() < 0 or values.max() > MAX_SEED:
+        raise ValueError(f"seeds must be integers in [0, {MAX_SEED}]; got {seeds!r}")
+    return values.astype(np.int64)
+
+
+def _stack_init(problem: Problem, seeds: np.ndarray, init_params) -> Any:
+    """Starting parameters for every seed, leaves float64 with leading axis n_seeds."""
+    if init_params is None:
+        per_seed = [problem.init(int(s)) for s in seeds]
+        return jax.tree.map(lambda *leaves: np.stack([np.asarray(x, np.float64) for x in leaves]), *per_seed)
+    reference = problem.init(int(seeds[0]))
+    given = jax.tree.map(lambda x: np.asarray(x, np.float64), init_params)
+    if jax.tree.structure(given) != jax.tree.structure(reference) or any(
+        a.shape != np.shape(b)
+        for a, b in zip(jax.tree.leaves(given), jax.tree.leaves(reference), strict=True)
+    ):
+        shapes = jax.tree.map(np.shape, reference)
+        raise ValueError(
+            f"init_params must match the problem's parameters {shapes}; got {jax.tree.map(np.shape, given)}"
+        )
+    if not all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(given)):
+        raise ValueError("init_params must be finite")
+    return jax.tree.map(lambda x: np.broadcast_to(x, (seeds.size, *x.shape)), given)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepProgram:
+    """A validated sweep, ready to lower, compile and run.
+
+    ``sweep()`` is ``prepare_sweep(...).run()``. A harness that times compile
+    and execution apart uses ``compile()`` (ahead of time) and
+    ``execute(compiled)`` (returns device arrays to block on), then
+    ``result(outputs)``.
+    """
+
+    problem: Problem
+    optimizer: str
+    learning_rates: np.ndarray
+    seeds: np.ndarray
+    steps: int
+    log_every: int
+    dtype: str
+    batch_size: int | None
+    _make_optimizer: OptimizerFactory
+    _init_params: Any
+
+    def _x64(self):
+        """The x64 mode this sweep runs under, set for its duration only."""
+        return jax.enable_x64(self.dtype == "float64")
+
+    def _arguments(self) -> tuple:
+        as_dtype = functools.partial(jnp.asarray, dtype=self.dtype)
+        keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in self.seeds])
+        return (
+            as_dtype(self.learning_rates),
+            jax.tree.map(as_dtype, self._init_params),
+            keys,
+            as_dtype(self.problem.X),
+            as_dtype(self.problem.y),
+        )
+
+    def _static(self) -> dict:
+        return {
+            "loss": self.problem.loss,
+            "make_optimizer": self._make_optimizer,
+            "steps": self.steps,
+            "log_every": self.log_every,
+            "batch_size": self.batch_size,
+        }
+
+    def lower(self) -> jax.stages.Lowered:
+        """The traced, lowered program (ahead-of-time API)."""
+        with self._x64():
+            return _sweep_program.lower(*self._arguments(), **self._static())
+
+    def compile(self) -> jax.stages.Compiled:
+        """A freshly compiled program (ahead-of-time API; not cached)."""
+        with self._x64():
+            return self.lower().compile()
+
+    def execute(self, compiled: jax.stages.Compiled | None = None) -> dict:
+        """Run the program (``compiled``, or the cached jit); returns device arrays."""
+        with self._x64():
+            arguments = self._arguments()
+            if compiled is None:
+                return _sweep_program(*arguments, **self._static())
+            return compiled(*arguments)
+
+    def result(self, outputs: dict) -> SweepResult:
+        """Copy device outputs to host numpy arrays and wrap them."""
+        host = jax.tree.map(np.asarray, outputs)
+        return SweepResult(
+            problem=self.problem.name,
+            optimizer=self.optimizer,
+            learning_rates=self.learning_rates,
+            seeds=self.seeds,
+            steps=self.steps,
+            log_every=self.log_every,
+            dtype=self.dtype,
+            batch_size=self.batch_size,
+            **host,
+        )
+
+    def run(self) -> SweepResult:
+        return self.result(self.execute())
+
+
+def prepare_sweep(
+    problem: Problem,
+    optimizer,
+    learning_rates: Sequence[float] | np.ndarray,
+    steps: int,
+    *,
+    seeds: Sequence[int] | np.ndarray = (0,),
+    log_every: int | None = None,
+    dtype: str = "float32",
+    batch_size: int | None = None,
+    init_params=None,
+) -> SweepProgram:
+    """Validate a sweep's arguments (before any tracing) and return its program.
+
+    Arguments as for :func:`sweep`.
+    """
+    if not isinstance(problem, Problem):
+        raise TypeError(
+            f"problem must be a gdjax Problem (e.g. gdjax.linear_regression()); got {type(problem).__name__}"
+        )
+    name, make_optimizer = resolve_optimizer(optimizer)
+    steps = _check_count("steps", steps)
+    if log_every is None:
+        log_every = max(1, steps // 100)
+    log_every = _check_count("log_every", log_every, high=steps)
+    dtype = _check_dtype(dtype)
+    rates = _check_learning_rates(learning_rates, dtype)
+    seed_values = _check_seeds(seeds)
+    if batch_size is None and isinstance(optimizer, str):
+        batch_size = DEFAULT_BATCH_SIZE.get(optimizer)
+    if batch_size is not None:
+        batch_size = _check_count("batch_size", batch_size, high=problem.n_examples)
+    init = _stack_init(problem, seed_values, init_params)
+    return SweepProgram(
+        problem, name, rates, seed_values, steps, log_every, dtype, batch_size, make_optimizer, init
+    )
+
+
+def sweep(
+    problem: Problem,
+    optimizer,
+    learning_rates: Sequence[float] | np.ndarray,
+    steps: int,
+    *,
+    seeds: Sequence[int] | np.ndarray = (0,),
+    log_every: int | None = None,
+    dtype: str = "float32",
+    batch_size: int | None = None,
+    init_params=None,
+) -> SweepResult:
+    """Run ``optimizer`` on ``problem`` for every (seed, learning rate) pair, in one compiled program.
+
+    Args:
+        problem: a :class:`Problem`, e.g. ``linear_regression()`` or ``xor()``.
+        optimizer: a name in ``OPTIMIZERS`` or a callable
+            ``learning_rate -> optax.GradientTransformation``.
+        learning_rates: positive finite numbers, shape (n_lrs,).
+        steps: number of updates per run, >= 1.
+        seeds: integers in [0, 2**31 - 1]; each gives a starting point
+            (``problem.init(seed)``) and the minibatch order.
+        log_every: steps between logged losses, 1 <= log_every <= steps;
+            default ``max(1, steps // 100)``.
+        dtype: "float32" (default) or "float64"; float64 runs under x64 mode
+            for the sweep's duration only.
+        batch_size: examples per step, reshuffled every epoch; None means the
+            whole data set (``"sgd"`` defaults to 1).
+        init_params: one parameter pytree used as the start of every run,
+            instead of ``problem.init(seed)``.
+
+    Returns:
+        A :class:`SweepResult`.
+
+    Examples:
+        >>> import gdjax
+        >>> res = gdjax.sweep(gdjax.linear_regression(), "gd", [1e-4, 5e-4], steps=1000, seeds=[0, 1])
+        >>> res.final_loss.shape, res.loss_curve.shape
+        ((2, 2), (2, 2, 100))
+    """
+    return prepare_sweep(
+        problem,
+        optimizer,
+        learning_rates,
+        steps,
+        seeds=seeds,
+        log_every=log_every,
+        dtype=dtype,
+        batch_size=batch_size,
+        init_params=init_params,
+    ).run()

@@ -1,0 +1,140 @@
+"""The problems a sweep runs on: data, a starting point and a loss.
+
+Loss conventions follow the textbook exactly (see README):
+
+* linear regression: cost ``J = sum((X @ theta - y)**2) / (2 m)``, ``m`` the
+  number of examples in the batch;
+* XOR: ``0.5 * sum((out - y)**2)``, a sum over the examples, not a mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+XOR_INPUTS = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.float64)
+XOR_TARGETS = np.array([[0], [1], [1], [0]], dtype=np.float64)
+
+
+class Problem(NamedTuple):
+    """A differentiable objective with its data and its starting point.
+
+    Attributes:
+        name: short name used in tables, e.g. ``"linear_regression"``.
+        X: inputs, float64, shape (examples, features).
+        y: targets, float64, first axis of length examples.
+        loss: ``loss(params, X, y) -> scalar``, evaluated on the whole data or
+            on a minibatch (rows of ``X`` and ``y``). A module-level function,
+            so that sweeps of the same problem kind share one compiled program.
+        init: ``init(seed) -> params``, the starting parameters (a pytree of
+            float64 numpy arrays) for one seed.
+    """
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    loss: Callable[[Any, jax.Array, jax.Array], jax.Array]
+    init: Callable[[int], Any]
+
+    @property
+    def n_examples(self) -> int:
+        return self.X.shape[0]
+
+
+def regression_cost(theta, X, y):
+    """Textbook cost ``sum(r**2) / (2 m)`` of the hypothesis ``X @ theta``."""
+    residual = X @ theta - y
+    return jnp.sum(residual**2) / (2 * X.shape[0])
+
+
+def xor_loss(params, X, y):
+    """Half the sum of squared errors of the two-layer sigmoid network."""
+    hidden = jax.nn.sigmoid(X @ params["W0"])
+    out = jax.nn.sigmoid(hidden @ params["W1"])
+    return 0.5 * jnp.sum((out - y) ** 2)
+
+
+def _as_float_data(name: str, value) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise TypeError(f"{name} must hold real numbers (integer or float); got dtype {array.dtype}")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise ValueError(
+            f"{name} must be finite; found {array[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
+        )
+    return array
+
+
+def textbook_regression_data(m: int = 100, bias: float = 25.0, variance: float = 10.0, seed: int = 0):
+    """The textbook data: ``X = [1, i]`` and ``y_i = (i + bias) + u_i * variance``, ``u_i ~ U(0, 1)``.
+
+    ``u`` comes from numpy's ``RandomState(seed)``, the generator the textbook
+    used, so seed 0 gives its data exactly.
+    """
+    if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1:
+        raise ValueError(f"m must be an integer >= 1; got {m!r}")
+    for name, value in (("bias", bias), ("variance", variance)):
+        if not np.isfinite(value):
+            raise ValueError(f"{name} must be a finite number; got {value!r}")
+    i = np.arange(m, dtype=np.float64)
+    X = np.column_stack([np.ones(m), i])
+    y = (i + bias) + np.random.RandomState(seed).uniform(0, 1, m) * variance
+    return X, y
+
+
+def linear_regression(
+    X=None, y=None, *, m: int = 100, bias: float = 25.0, variance: float = 10.0, seed: int = 0
+) -> Problem:
+    """Linear regression by least squares, started from ``theta = ones``.
+
+    Args:
+        X: your own design matrix, shape (examples, features), bias column
+            included by you. When omitted, the textbook data is generated.
+        y: your own targets, shape (examples,). Given together with ``X``.
+        m, bias, variance, seed: the textbook data's size, offset, noise
+            amplitude and generator seed (used only when ``X`` is omitted).
+
+    Examples:
+        >>> prob = linear_regression()
+        >>> prob.X.shape, prob.y.shape
+        ((100, 2), (100,))
+    """
+    if (X is None) != (y is None):
+        raise ValueError("linear_regression: give both X and y, or neither (for the textbook data)")
+    if X is None:
+        X, y = textbook_regression_data(m, bias, variance, seed)
+    X = _as_float_data("X", X)
+    y = _as_float_data("y", y)
+    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"X must be 2-D with at least one example and one feature; got shape {X.shape}")
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"y must have shape ({X.shape[0]},) to match X of shape {X.shape}; got {y.shape}")
+    n_features = X.shape[1]
+    return Problem("linear_regression", X, y, regression_cost, lambda seed: np.ones(n_features))
+
+
+def xor(hidden: int = 4) -> Problem:
+    """The textbook XOR network: ``sigmoid(sigmoid(X @ W0) @ W1)``, no bias vectors.
+
+    Weights start ``Uniform(-1, 1)``, drawn as ``2 * rand - 1`` from numpy's
+    ``RandomState(seed)`` (``W0`` first, then ``W1``), as in the textbook;
+    seed 1 is the textbook's own start.
+    """
+    if isinstance(hidden, bool) or not isinstance(hidden, int | np.integer) or hidden < 1:
+        raise ValueError(f"hidden must be an integer >= 1; got {hidden!r}")
+
+    def init(seed: int):
+        rng = np.random.RandomState(seed)
+        W0 = 2 * rng.random_sample((3, hidden)) - 1
+        W1 = 2 * rng.random_sample((hidden, 1)) - 1
+        return {"W0": W0, "W1": W1}
+
+    return Problem("xor", XOR_INPUTS.copy(), XOR_TARGETS.copy(), xor_loss, init)

@@ -1,0 +1,152 @@
+"""The compiled sweep: vmapped runs, divergence, compile caching, dtypes, results."""
+
+import jax
+import numpy as np
+import pytest
+
+import gdjax
+
+PROBLEMS = {
+    "linear_regression": (gdjax.linear_regression, [1e-5, 1e-4, 4e-4]),
+    "xor": (gdjax.xor, [0.1, 0.5, 2.0]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(gdjax.OPTIMIZERS))
+@pytest.mark.parametrize("problem", sorted(PROBLEMS))
+def test_each_vmapped_run_equals_the_same_run_alone(name, problem):
+    make_problem, rates = PROBLEMS[problem]
+    prob = make_problem()
+    res = gdjax.sweep(prob, name, rates, steps=400, seeds=[0, 5], dtype="float64")
+    for i, seed in enumerate([0, 5]):
+        for j, rate in enumerate(rates):
+            alone = gdjax.sweep(prob, name, [rate], steps=400, seeds=[seed], dtype="float64")
+            np.testing.assert_allclose(res.final_loss[i, j], alone.final_loss[0, 0], rtol=1e-12)
+            np.testing.assert_allclose(res.loss_curve[i, j], alone.loss_curve[0, 0], rtol=1e-12)
+            assert res.diverged_at[i, j] == alone.diverged_at[0, 0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_diverging_rate_is_flagged_and_leaves_the_others_alone(dtype):
+    prob = gdjax.linear_regression()
+    stable = [1e-4, 5e-4]
+    without = gdjax.sweep(prob, "gd", stable, steps=2000, dtype=dtype)
+    with_it = gdjax.sweep(prob, "gd", [*stable, 1e-2], steps=2000, dtype=dtype)
+    assert with_it.diverged_at[0, 2] >= 0
+    assert not np.isfinite(with_it.final_loss[0, 2])
+    np.testing.assert_array_equal(with_it.diverged_at[:, :2], -1)
+    np.testing.assert_array_equal(with_it.final_loss[:, :2], without.final_loss)
+    np.testing.assert_array_equal(with_it.params[:, :2], without.params)
+    np.testing.assert_array_equal(with_it.loss_curve[:, :2], without.loss_curve)
+    initial = prob.loss(prob.init(0), prob.X, prob.y)
+    np.testing.assert_allclose(with_it.best_loss[0, 2], initial, rtol=1e-6)  # it never improved
+
+
+def test_diverged_at_is_the_first_non_finite_step():
+    prob = gdjax.linear_regression()
+    res = gdjax.sweep(prob, "gd", [1e-2], steps=300, log_every=1, dtype="float64")
+    # with log_every=1, loss_curve[t] is the loss before step t + 1
+    first = res.diverged_at[0, 0]
+    assert np.all(np.isfinite(res.loss_curve[0, 0, : first - 1]))
+    assert not np.isfinite(res.loss_curve[0, 0, first - 1])
+
+
+def _count_compiles(fn):
+    events = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            events.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        fn()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    return len(events)
+
+
+@pytest.mark.parametrize("name", sorted(gdjax.OPTIMIZERS))
+def test_new_learning_rates_and_seeds_do_not_recompile(name):
+    prob = gdjax.xor()
+    gdjax.sweep(prob, name, [0.1, 0.2], steps=50, seeds=[0, 1])
+    assert _count_compiles(lambda: gdjax.sweep(prob, name, [0.3, 0.7], steps=50, seeds=[4, 9])) == 0
+    # own data of the same shape reuses it too
+    other = gdjax.linear_regression(m=30, seed=2)
+    gdjax.sweep(other, name, [1e-4], steps=50)
+    again = gdjax.linear_regression(X=other.X * 2, y=other.y)
+    assert _count_compiles(lambda: gdjax.sweep(again, name, [2e-4], steps=50)) == 0
+
+
+def test_float64_does_not_leak_x64_mode():
+    before = jax.config.jax_enable_x64
+    res = gdjax.sweep(gdjax.linear_regression(), "adam", [1e-2], steps=10, dtype="float64")
+    assert res.final_loss.dtype == np.float64
+    assert jax.config.jax_enable_x64 == before
+    assert jax.numpy.ones(1).dtype == (np.float64 if before else np.float32)
+
+
+def test_float32_gives_the_same_answer_under_caller_x64():
+    prob = gdjax.xor()
+    plain = gdjax.sweep(prob, "adam", [0.1], steps=200)
+    with jax.enable_x64(True):
+        under_x64 = gdjax.sweep(prob, "adam", [0.1], steps=200)
+    assert under_x64.final_loss.dtype == np.float32
+    np.testing.assert_array_equal(plain.final_loss, under_x64.final_loss)
+
+
+def test_result_shapes_curve_and_frame():
+    res = gdjax.sweep(
+        gdjax.xor(hidden=3), "momentum", [0.1, 0.5, 1.0], steps=1005, seeds=[0, 1], log_every=10
+    )
+    assert res.final_loss.shape == res.best_loss.shape == res.diverged_at.shape == (2, 3)
+    assert res.loss_curve.shape == (2, 3, 100)
+    assert res.params["W0"].shape == (2, 3, 3, 3)
+    assert res.params["W1"].shape == (2, 3, 3, 1)
+    assert np.all(res.best_loss <= res.final_loss)
+    assert np.all(res.best_loss <= res.loss_curve.min(axis=-1))
+    frame = res.to_frame()
+    assert len(frame) == 6
+    assert list(frame["seed"]) == [0, 0, 0, 1, 1, 1]
+    np.testing.assert_array_equal(frame["final_loss"], res.final_loss.ravel())
+    assert set(frame.columns) >= {
+        "problem",
+        "optimizer",
+        "seed",
+        "learning_rate",
+        "final_loss",
+        "best_loss",
+        "diverged_at",
+    }
+
+
+def test_last_logged_loss_is_the_final_loss_when_log_every_divides_steps():
+    res = gdjax.sweep(gdjax.linear_regression(), "gd", [1e-4], steps=1000, log_every=100, dtype="float64")
+    assert res.loss_curve[0, 0, -1] == res.final_loss[0, 0]
+
+
+def test_ahead_of_time_compile_then_execute_equals_sweep():
+    prob = gdjax.linear_regression()
+    program = gdjax.prepare_sweep(prob, "adam", [1e-2, 1e-1], steps=300, seeds=[0, 1])
+    compiled = program.compile()
+    outputs = program.execute(compiled)
+    jax.block_until_ready(outputs)
+    aot = program.result(outputs)
+    direct = gdjax.sweep(prob, "adam", [1e-2, 1e-1], steps=300, seeds=[0, 1])
+    np.testing.assert_array_equal(aot.final_loss, direct.final_loss)
+    assert "scan" in program.lower().as_text() or "while" in program.lower().as_text()
+
+
+def test_user_callable_optimizer():
+    import optax
+
+    res = gdjax.sweep(gdjax.xor(), lambda lr: optax.rmsprop(lr), [0.01], steps=100)
+    assert res.optimizer == "<lambda>"
+    assert np.isfinite(res.final_loss).all()
+
+
+def test_init_params_is_used_for_every_seed():
+    prob = gdjax.xor()
+    start = prob.init(7)
+    res = gdjax.sweep(prob, "gd", [0.5], steps=10, seeds=[0, 1, 2], init_params=start)
+    np.testing.assert_array_equal(res.final_loss, res.final_loss[0, 0])
