@@ -40,9 +40,11 @@ class SweepResult:
         final_loss: (n_seeds, n_lrs) loss on all data after the last step.
         best_loss: (n_seeds, n_lrs) lowest finite loss on all data among the
             start, the logged points and the end.
-        diverged_at: (n_seeds, n_lrs) int, first step ``t`` whose loss (of the
-            parameters before update ``t``, on that step's batch) was not
-            finite; ``steps`` if only the final loss was not; -1 if none.
+        diverged_at: (n_seeds, n_lrs) int, first step ``t`` at which the run
+            was seen non-finite, ``t`` counting updates done (0 is the start,
+            ``steps`` the end): its parameters are checked after every
+            update, its loss on all data at the logged points and the end;
+            -1 if it stayed finite.
         loss_curve: (n_seeds, n_lrs, steps // log_every) loss on all data
             after ``log_every``, ``2 * log_every``, ... steps.
         params: pytree of the final parameters, each leaf (n_seeds, n_lrs, ...).
@@ -84,8 +86,23 @@ class SweepResult:
         return frame.sort_values(["seed", "learning_rate"], kind="stable").reset_index(drop=True)
 
 
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
+def _mark_divergence(diverged_at, finite, step):
+    """Record ``step`` as the divergence step unless one is already recorded."""
+    return jnp.where((diverged_at < 0) & ~finite, step, diverged_at)
+
+
 def _run_one(learning_rate, params, key, X, y, *, loss, make_optimizer, steps, log_every, batch_size):
-    """One run: ``steps`` updates from ``params``, the loss logged every ``log_every``."""
+    """One run: ``steps`` updates from ``params``, the loss logged every ``log_every``.
+
+    Divergence is watched through the parameters after every step, and
+    through the loss on all data at the logged points and the end. Checking
+    the loss itself every step would cost a second reduction over the data
+    per step: 3.7x the time of a regression sweep on the CPU.
+    """
     optimizer = make_optimizer(learning_rate)
     n_examples = X.shape[0]
 
@@ -103,15 +120,18 @@ def _run_one(learning_rate, params, key, X, y, *, loss, make_optimizer, steps, l
             )
             rows = lax.dynamic_slice(order, (batch * batch_size,), (batch_size,))
             X_batch, y_batch = X[rows], y[rows]
-        value, grads = jax.value_and_grad(loss)(params, X_batch, y_batch)
+        grads = jax.grad(loss)(params, X_batch, y_batch)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        diverged_at = jnp.where((diverged_at < 0) & ~jnp.isfinite(value), t, diverged_at)
+        diverged_at = _mark_divergence(diverged_at, _all_finite(params), t + 1)
         return (params, opt_state, diverged_at, order), None
 
     def logged_block(carry, first_step):
         carry, _ = lax.scan(step, carry, first_step + jnp.arange(log_every, dtype=jnp.int32))
-        return carry, loss(carry[0], X, y)
+        params, opt_state, diverged_at, order = carry
+        logged_loss = loss(params, X, y)
+        diverged_at = _mark_divergence(diverged_at, jnp.isfinite(logged_loss), first_step + log_every)
+        return (params, opt_state, diverged_at, order), logged_loss
 
     n_logs, tail = divmod(steps, log_every)
     initial_loss = loss(params, X, y)
@@ -121,7 +141,7 @@ def _run_one(learning_rate, params, key, X, y, *, loss, make_optimizer, steps, l
         carry, _ = lax.scan(step, carry, n_logs * log_every + jnp.arange(tail, dtype=jnp.int32))
     params, _, diverged_at, _ = carry
     final_loss = loss(params, X, y)
-    diverged_at = jnp.where((diverged_at < 0) & ~jnp.isfinite(final_loss), steps, diverged_at)
+    diverged_at = _mark_divergence(diverged_at, jnp.isfinite(final_loss), steps)
     seen = jnp.concatenate([initial_loss[None], loss_curve, final_loss[None]])
     best_loss = jnp.min(jnp.where(jnp.isfinite(seen), seen, jnp.inf))
     return {
@@ -137,7 +157,13 @@ def _run_one(learning_rate, params, key, X, y, *, loss, make_optimizer, steps, l
 def _sweep_program(
     learning_rates, init_params, keys, X, y, *, loss, make_optimizer, steps, log_every, batch_size
 ):
-    """learning_rates (n_lrs,); init_params leaves and keys with leading axis n_seeds."""
+    """learning_rates (n_lrs,); init_params leaves and keys with leading axis n_seeds.
+
+    The (seed, learning rate) grid is flattened into one vmapped axis of runs:
+    nesting two vmaps gave XLA batch shapes such as (1, 4096) that made the
+    regression step about 6x slower on the CPU.
+    """
+    n_seeds, n_lrs = keys.shape[0], learning_rates.shape[0]
     run = functools.partial(
         _run_one,
         loss=loss,
@@ -146,9 +172,14 @@ def _sweep_program(
         log_every=log_every,
         batch_size=batch_size,
     )
-    over_learning_rates = jax.vmap(run, in_axes=(0, None, None, None, None))
-    over_seeds = jax.vmap(over_learning_rates, in_axes=(None, 0, 0, None, None))
-    return over_seeds(learning_rates, init_params, keys, X, y)
+    per_run = jax.vmap(run, in_axes=(0, 0, 0, None, None))(
+        jnp.tile(learning_rates, n_seeds),
+        jax.tree.map(lambda leaf: jnp.repeat(leaf, n_lrs, axis=0), init_params),
+        jnp.repeat(keys, n_lrs, axis=0),
+        X,
+        y,
+    )
+    return jax.tree.map(lambda leaf: leaf.reshape(n_seeds, n_lrs, *leaf.shape[1:]), per_run)
 
 
 def _check_count(name: str, value, *, low: int = 1, high: int | None = None) -> int:
