@@ -1,9 +1,12 @@
 """Sessions: tests (the pass/fail run), bench (the main job), perf (speed benchmarks), lint."""
 
+import shutil
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["tests", "lint"]
+nox.options.sessions = ["tests", "lint", "results"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -20,6 +23,21 @@ def bench(session: nox.Session) -> None:
     """The default benchmark suite; writes results/<device-tag>/ (args go to `python -m bench`)."""
     session.install("-e", ".[bench]")
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session
+def results(session: nox.Session) -> None:
+    """Regenerate the quick profile and check it against the committed results/<device-tag>-quick/."""
+    session.install("-e", ".[bench]")
+    out = Path(session.create_tmp()) / "results"
+    shutil.rmtree(out, ignore_errors=True)
+    session.run("python", "-m", "bench", "--quick", "--out", str(out))
+    (folder,) = out.iterdir()
+    committed = Path("results") / folder.name
+    against = ["--against", str(committed)] if committed.is_dir() else []
+    if not against:
+        session.warn(f"no committed {committed}/ to compare with; checking the schema only")
+    session.run("python", "-m", "bench", "check", str(folder), *against)
 
 
 @nox.session(default=False)

@@ -64,23 +64,33 @@ class SweepResult:
     loss_curve: np.ndarray
     params: Any
 
-    def to_frame(self):
-        """One row per (seed, learning rate), sorted by seed then learning rate."""
+    def to_frame(self, **columns):
+        """One row per (seed, learning rate), sorted by seed then learning rate.
+
+        Args:
+            **columns: extra per-run columns, each an array of shape
+                (n_seeds, n_lrs), e.g. a metric computed from this result.
+        """
         import pandas as pd
 
         n_seeds, n_lrs = self.final_loss.shape
+        per_run = {
+            "final_loss": self.final_loss,
+            "best_loss": self.best_loss,
+            "diverged_at": self.diverged_at,
+            **columns,
+        }
         frame = pd.DataFrame(
             {
                 "problem": self.problem,
                 "optimizer": self.optimizer,
                 "dtype": self.dtype,
                 "steps": self.steps,
+                "log_every": self.log_every,
                 "batch_size": self.batch_size if self.batch_size is not None else 0,
                 "seed": np.repeat(self.seeds, n_lrs),
                 "learning_rate": np.tile(self.learning_rates, n_seeds),
-                "final_loss": self.final_loss.ravel(),
-                "best_loss": self.best_loss.ravel(),
-                "diverged_at": self.diverged_at.ravel(),
+                **{name: np.asarray(value).reshape(n_seeds * n_lrs) for name, value in per_run.items()},
             }
         )
         return frame.sort_values(["seed", "learning_rate"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""The gdjax benchmark harness: suites, timing, baselines, tables (`python -m bench`)."""

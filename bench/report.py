@@ -1,0 +1,168 @@
+"""What a person reads: summary.md and the PNG plots."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from bench.runner import SuiteTables
+
+
+def _fmt(value, digits=3) -> str:
+    if isinstance(value, float) and np.isnan(value):
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+def _mean_std(mean, std, digits=3) -> str:
+    return "-" if np.isnan(mean) else f"{_fmt(mean, digits)} ± {_fmt(std, 2)}"
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def summary_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) -> str:
+    """summary.md: the best learning rates, steps to target, final loss, speed against the baselines."""
+    summary = tables.summary.sort_values(["problem", "optimizer"])
+    convergence_rows = [
+        [
+            row.problem,
+            row.optimizer,
+            _fmt(row.best_learning_rate),
+            f"{row.reached_fraction:.0%} of {row.n_seeds}",
+            _mean_std(row.steps_to_target_mean, row.steps_to_target_std, 4),
+            _mean_std(row.final_loss_mean, row.final_loss_std, 6),
+            str(row.diverged_runs),
+        ]
+        for row in summary.itertuples()
+    ]
+    timing = tables.timing.sort_values(["problem", "optimizer", "implementation"])
+    timing_rows = [
+        [
+            row.problem,
+            row.optimizer,
+            row.implementation,
+            str(row.n_runs),
+            _fmt(row.compile_s),
+            f"{_fmt(row.ns_per_lr_step)} [{_fmt(row.ns_per_lr_step_min)}, {_fmt(row.ns_per_lr_step_max)}]",
+            _fmt(row.speedup_over_textbook),
+            _fmt(row.ratio_to_floor),
+        ]
+        for row in timing.itertuples()
+    ]
+    stability = [
+        f"- {row.problem}, {row.optimizer}: predicted limit 2/λmax = {_fmt(row.predicted_stability_limit)}, "
+        f"largest learning rate of the grid with no diverged seed = {_fmt(row.largest_finite_learning_rate)}"
+        for row in summary.itertuples()
+        if not np.isnan(row.predicted_stability_limit)
+    ]
+    parts = [
+        f"# gdjax benchmark: {metadata['device_tag']}",
+        "",
+        f"{metadata['date_utc']} on {metadata['device_count']} x {metadata['device_kind']} "
+        f"({metadata['cpu_model']}); {metadata['profile']} profile, {metadata['dtype']}, seeds "
+        f"{metadata['seeds']}; jax {metadata['versions']['jax']}, optax {metadata['versions']['optax']}, "
+        f"gdjax {metadata['versions']['gdjax']}. Floor: {metadata['floor_gflop_per_s']:.3g} GFLOP/s "
+        "(jitted multiply-add kernel, this run). Columns: see README.",
+        "",
+        "## Best learning rate per optimizer",
+        "",
+        _markdown_table(
+            [
+                "problem",
+                "optimizer",
+                "best lr",
+                "seeds at target",
+                "steps to target",
+                "final loss",
+                "diverged runs (grid)",
+            ],
+            convergence_rows,
+        ),
+        "",
+        "Targets: regression within 1% of the least-squares cost; XOR loss ≤ 0.01 (all four outputs on "
+        "the right side of 0.5).",
+        "",
+        *stability,
+        "",
+        "## Speed (ns per learning-rate step: median [min, max] of the repeats)",
+        "",
+        _markdown_table(
+            [
+                "problem",
+                "optimizer",
+                "implementation",
+                "runs",
+                "compile s",
+                "ns / LR-step",
+                "speedup over textbook loop",
+                "ratio to floor",
+            ],
+            timing_rows,
+        ),
+        "",
+        "## Plots",
+        "",
+        *[f"![{name}]({name})" for name in figures],
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def plots(tables: SuiteTables) -> dict[str, bytes]:
+    """curves-<problem>.png (loss against step at each optimizer's best rate) and
+    sensitivity-<problem>.png (final loss against learning rate)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = {}
+    for problem, curves in tables.curves.groupby("problem"):
+        figure, axes = plt.subplots(figsize=(6.4, 4.2))
+        for optimizer, curve in curves.groupby("optimizer"):
+            rate = curve["learning_rate"].iloc[0]
+            axes.plot(curve["step"], curve["loss_mean"], label=f"{optimizer} (lr {rate:.3g})")
+            axes.fill_between(curve["step"], curve["loss_min"], curve["loss_max"], alpha=0.2)
+        axes.set(
+            xscale="log",
+            yscale="log",
+            xlabel="step",
+            ylabel="loss (mean over seeds; band: min-max)",
+            title=f"{problem}: loss at each optimizer's best learning rate",
+        )
+        axes.legend()
+        images[f"curves-{problem}.png"] = _png(figure)
+        plt.close(figure)
+    for problem, runs in tables.convergence.groupby("problem"):
+        figure, axes = plt.subplots(figsize=(6.4, 4.2))
+        for optimizer, grid in runs.groupby("optimizer"):
+            by_rate = grid.groupby("learning_rate")
+            median = by_rate["final_loss"].median()
+            line = axes.plot(median.index, median.where(np.isfinite(median)), marker=".", label=optimizer)[0]
+            diverged = by_rate["diverged_at"].apply(lambda d: bool((d >= 0).any()))
+            rates = diverged[diverged].index
+            if len(rates):
+                top = np.nanmax(np.where(np.isfinite(runs["final_loss"]), runs["final_loss"], np.nan))
+                axes.scatter(rates, np.full(len(rates), top * 3), marker="x", color=line.get_color())
+        axes.set(
+            xscale="log",
+            yscale="log",
+            xlabel="learning rate",
+            ylabel="final loss (median over seeds)",
+            title=f"{problem}: sensitivity to the learning rate (x: a seed diverged)",
+        )
+        axes.legend()
+        images[f"sensitivity-{problem}.png"] = _png(figure)
+        plt.close(figure)
+    return images

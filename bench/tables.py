@@ -1,0 +1,280 @@
+"""The results folder: table schemas, atomic CSV writing, and the check against committed tables."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SCHEMA_VERSION = 1
+
+# Every table's columns, in order, with what each holds. README's column
+# reference is this, verbatim.
+SCHEMA: dict[str, dict[str, str]] = {
+    "timing.csv": {
+        "problem": "problem name",
+        "optimizer": "optimizer name (the textbook loop is plain GD)",
+        "implementation": "gdjax.sweep | textbook numpy loop | python loop of jitted step",
+        "n_runs": "runs timed together: learning rates x seeds (1 for the baselines)",
+        "steps": "steps per run in the timed call",
+        "compile_s": "ahead-of-time compile time in seconds (sweep only)",
+        "ns_per_lr_step": "median over repeats of wall time / (n_runs x steps), in ns",
+        "ns_per_lr_step_min": "fastest repeat, same unit",
+        "ns_per_lr_step_max": "slowest repeat, same unit",
+        "lr_steps_per_s": "1e9 / ns_per_lr_step",
+        "flop_per_lr_step": "FLOP of one step of one run, as XLA's cost analysis counts them",
+        "floor_ns_per_lr_step": "flop_per_lr_step at the multiply-add rate measured in this run",
+        "speedup_over_textbook": "textbook numpy loop's ns per step / ns_per_lr_step",
+        "ratio_to_floor": "ns_per_lr_step / floor_ns_per_lr_step (1 = at the floor)",
+    },
+    "convergence.csv": {
+        "problem": "problem name",
+        "optimizer": "optimizer name",
+        "dtype": "float32 or float64",
+        "steps": "steps per run",
+        "log_every": "steps between logged losses",
+        "batch_size": "examples per step (0 = whole data set)",
+        "seed": "the run's seed (start point and minibatch order)",
+        "learning_rate": "the run's learning rate",
+        "final_loss": "loss on all data after the last step",
+        "best_loss": "lowest finite loss on all data at the start, logged points and end",
+        "diverged_at": "first step at which the run was seen non-finite; -1 if never",
+        "target_loss": "the problem's target: 1.01 x the least-squares cost (regression), 0.01 (XOR)",
+        "steps_to_target": "first logged step whose loss reached target_loss; -1 if never",
+        "param_distance": "regression: Euclidean distance of the final parameters from lstsq's",
+        "settled": "final_loss within 0.1% of best_loss (False for oscillating runs such as Adam)",
+    },
+    "curves.csv": {
+        "problem": "problem name",
+        "optimizer": "optimizer name",
+        "learning_rate": "the optimizer's best learning rate",
+        "step": "steps done",
+        "loss_mean": "loss on all data, mean over seeds",
+        "loss_min": "lowest over seeds",
+        "loss_max": "highest over seeds",
+    },
+    "summary.csv": {
+        "problem": "problem name",
+        "optimizer": "optimizer name",
+        "best_learning_rate": "most seeds ending at target, then fewest steps, then lowest mean final loss",
+        "n_seeds": "seeds run at each learning rate",
+        "reached_fraction": "fraction of seeds whose final loss is at the target, at the best learning rate",
+        "steps_to_target_mean": "mean steps to target over those seeds",
+        "steps_to_target_std": "their standard deviation",
+        "final_loss_mean": "mean final loss over seeds at the best learning rate",
+        "final_loss_std": "its standard deviation",
+        "best_loss_mean": "mean best loss over seeds at the best learning rate",
+        "diverged_runs": "runs of the whole grid that diverged",
+        "largest_finite_learning_rate": "largest learning rate of the grid at which no seed diverged",
+        "predicted_stability_limit": "plain GD on regression: 2 / lambda_max(X.T X / m)",
+    },
+}
+SORT_KEYS = {
+    "timing.csv": ["problem", "optimizer", "implementation"],
+    "convergence.csv": ["problem", "optimizer", "learning_rate", "seed"],
+    "curves.csv": ["problem", "optimizer", "step"],
+    "summary.csv": ["problem", "optimizer"],
+}
+INTEGER_COLUMNS = {
+    "n_runs",
+    "steps",
+    "log_every",
+    "batch_size",
+    "seed",
+    "diverged_at",
+    "steps_to_target",
+    "n_seeds",
+    "diverged_runs",
+}
+TEXT_COLUMNS = {"problem", "optimizer", "implementation", "dtype"}
+BOOL_COLUMNS = {"settled"}
+TIMING_DIGITS, VALUE_DIGITS = 4, 7
+
+
+class TableError(ValueError):
+    """A results file that is missing, damaged, or of another schema."""
+
+
+def table_csv(name: str, frame: pd.DataFrame) -> str:
+    """The CSV text of a table: schema column order, sorted rows, values rounded to what is meaningful."""
+    columns = list(SCHEMA[name])
+    frame = frame[columns].sort_values(SORT_KEYS[name], kind="stable").reset_index(drop=True)
+    digits = TIMING_DIGITS if name == "timing.csv" else VALUE_DIGITS
+    for column in columns:
+        if column not in INTEGER_COLUMNS | TEXT_COLUMNS | BOOL_COLUMNS:
+            frame[column] = frame[column].map(lambda v: f"{v:.{digits}g}")
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a results table, checking its columns and cells; TableError names the file, row and column."""
+    name = path.name
+    if not path.is_file():
+        raise TableError(f"{path}: missing")
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise TableError(f"{path}: not a readable CSV ({str(error).splitlines()[0]})") from None
+    expected = list(SCHEMA[name])
+    if list(frame.columns) != expected:
+        missing = [c for c in expected if c not in frame.columns]
+        raise TableError(
+            f"{path}: columns differ from schema {SCHEMA_VERSION}"
+            + (f"; missing {', '.join(missing)}" if missing else f"; got {list(frame.columns)}")
+        )
+    with open(path, newline="") as handle:
+        for number, fields in enumerate(csv.reader(handle), start=1):
+            if len(fields) != len(expected):
+                raise TableError(
+                    f"{path}: row {number} has {len(fields)} of {len(expected)} fields (truncated?)"
+                )
+    for column in expected:
+        if column in TEXT_COLUMNS:
+            continue
+        if column in BOOL_COLUMNS:
+            bad = ~frame[column].isin(["True", "False"])
+            values = frame[column] == "True"
+        else:
+            values = pd.to_numeric(frame[column], errors="coerce")
+            bad = values.isna() & ~frame[column].str.lower().isin(["nan", "inf", "-inf"])
+            if column in INTEGER_COLUMNS:
+                bad |= values.notna() & (values != values.round())
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise TableError(
+                f"{path}: row {row + 2}, column {column}: {frame[column].iloc[row]!r} is not "
+                + ("True/False" if column in BOOL_COLUMNS else "a number")
+            )
+        frame[column] = values.astype(int) if column in INTEGER_COLUMNS else values
+    return frame
+
+
+def write_folder(out_dir: Path, files: dict[str, bytes]) -> None:
+    """Replace ``out_dir`` with a folder holding exactly ``files``, all or nothing.
+
+    The files are written to a temporary sibling folder first; the old folder
+    is moved aside and the new one moved in by two renames, and the old one
+    removed. A run killed between the renames leaves the old folder as
+    ``.<name>.old``, which :func:`recover_folder` puts back.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
+    try:
+        for name, content in files.items():
+            with open(staging / name, "wb") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+        old = out_dir.parent / f".{out_dir.name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        if out_dir.exists():
+            out_dir.rename(old)
+        staging.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def recover_folder(out_dir: Path) -> None:
+    """Put back a results folder left aside by a run killed in the middle of :func:`write_folder`."""
+    out_dir = Path(out_dir)
+    old = out_dir.parent / f".{out_dir.name}.old"
+    if old.is_dir() and not out_dir.exists():
+        old.rename(out_dir)
+
+
+def read_metadata(folder: Path) -> dict:
+    path = Path(folder) / "metadata.json"
+    try:
+        metadata = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TableError(f"{path}: missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise TableError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(metadata, dict) or "schema_version" not in metadata:
+        raise TableError(f"{path}: no schema_version")
+    return metadata
+
+
+# Tolerances of `bench check` (timing is never compared). Loss values are
+# compared relatively; final losses and parameter distances only where both
+# runs settled (an oscillating run's final value depends on rounding);
+# steps to target may move by one logged interval.
+LOSS_RTOL = 1e-3
+DISTANCE_RTOL, DISTANCE_ATOL = 1e-2, 1e-4
+
+
+def compare_convergence(new: pd.DataFrame, reference: pd.DataFrame) -> list[str]:
+    """Differences between two convergence tables, one line each; empty when they agree."""
+    key = SORT_KEYS["convergence.csv"]
+    merged = new.merge(
+        reference,
+        on=[*key, "dtype", "steps", "log_every", "batch_size"],
+        how="outer",
+        suffixes=("", "_ref"),
+        indicator=True,
+    )
+    differences = [
+        f"run {tuple(row[k] for k in key)} only in the "
+        f"{'new' if row['_merge'] == 'left_only' else 'reference'} table"
+        for _, row in merged[merged["_merge"] != "both"].iterrows()
+    ]
+    both = merged[merged["_merge"] == "both"]
+    settled = both["settled"] & both["settled_ref"]
+
+    def close(column, rtol, atol, where):
+        a, b = both[column].to_numpy(float), both[f"{column}_ref"].to_numpy(float)
+        same = np.isclose(a, b, rtol=rtol, atol=atol) | (np.isnan(a) & np.isnan(b)) | (a == b)
+        return same | ~where
+
+    checks = {
+        "best_loss": close("best_loss", LOSS_RTOL, 0, np.ones(len(both), bool)),
+        "final_loss": close("final_loss", LOSS_RTOL, 0, settled.to_numpy()),
+        "param_distance": close("param_distance", DISTANCE_RTOL, DISTANCE_ATOL, settled.to_numpy()),
+        "diverged": (both["diverged_at"] >= 0).to_numpy() == (both["diverged_at_ref"] >= 0).to_numpy(),
+        "steps_to_target": (
+            np.abs(both["steps_to_target"] - both["steps_to_target_ref"]) <= both["log_every"]
+        ).to_numpy()
+        & ((both["steps_to_target"] >= 0) == (both["steps_to_target_ref"] >= 0)).to_numpy(),
+    }
+    for name, ok in checks.items():
+        column = "diverged_at" if name == "diverged" else name
+        for _, row in both[~ok].iterrows():
+            differences.append(
+                f"{name} differs for run {tuple(row[k] for k in key)}: "
+                f"{row[column]} vs reference {row[f'{column}_ref']}"
+            )
+    return differences
+
+
+def check(new_dir: Path, reference_dir: Path) -> list[str]:
+    """Check every table of ``new_dir`` against its schema, and its convergence against ``reference_dir``.
+
+    Raises TableError for a missing or damaged file or a schema mismatch;
+    returns the differences found (empty when within tolerance).
+    """
+    new_meta, reference_meta = read_metadata(new_dir), read_metadata(reference_dir)
+    if new_meta["schema_version"] != reference_meta["schema_version"]:
+        raise TableError(
+            f"cannot compare schema version {new_meta['schema_version']} ({new_dir}) with "
+            f"{reference_meta['schema_version']} ({reference_dir})"
+        )
+    if new_meta["schema_version"] != SCHEMA_VERSION:
+        raise TableError(
+            f"{new_dir}: schema version {new_meta['schema_version']}, this harness reads {SCHEMA_VERSION}"
+        )
+    for name in SCHEMA:
+        read_table(Path(new_dir) / name)
+        read_table(Path(reference_dir) / name)
+    return compare_convergence(
+        read_table(Path(new_dir) / "convergence.csv"), read_table(Path(reference_dir) / "convergence.csv")
+    )

@@ -1,0 +1,48 @@
+"""The timing protocol: ahead-of-time compile, a warm-up run, then timed repeats blocking on the result."""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+import gdjax
+
+
+class SweepTiming(NamedTuple):
+    """Seconds spent compiling a sweep and running it (each repeat)."""
+
+    compile_s: float
+    run_s: tuple[float, ...]
+
+    @property
+    def median_s(self) -> float:
+        return float(np.median(self.run_s))
+
+
+def wall_times(fn, repeats: int) -> list[float]:
+    """Seconds taken by ``fn()`` in each of ``repeats`` calls, after one untimed warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def time_sweep(program: gdjax.SweepProgram, repeats: int) -> tuple[SweepTiming, gdjax.SweepResult]:
+    """Compile ``program`` ahead of time, then time ``repeats`` runs after a warm-up.
+
+    Returns the timing and the result of the warm-up run (the runs are
+    deterministic, so any of them gives the same result).
+    """
+    start = time.perf_counter()
+    compiled = program.compile()
+    compile_s = time.perf_counter() - start
+    outputs = jax.block_until_ready(program.execute(compiled))
+    result = program.result(outputs)
+    run_s = wall_times(lambda: jax.block_until_ready(program.execute(compiled)), repeats)
+    return SweepTiming(compile_s, tuple(run_s)), result

@@ -1,0 +1,229 @@
+"""The harness: command line, tables, atomic writes, check, metrics."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gdjax
+from bench import tables
+from bench.__main__ import main
+from bench.metrics import best_learning_rate, steps_to_target
+from bench.suites import LEARNING_RATE_RANGES, build_suite, least_squares, stability_limit
+
+SMALL_RUN = [
+    "--problems",
+    "xor,linear_regression",
+    "--optimizers",
+    "gd,adam",
+    "--steps",
+    "300",
+    "--lrs",
+    "1e-4,0.1,1",
+    "--seeds",
+    "0,1",
+    "--repeats",
+    "1",
+]
+
+
+@pytest.fixture(scope="module")
+def small_results(tmp_path_factory):
+    """One small run of the harness, shared by the tests that read its output."""
+    out = tmp_path_factory.mktemp("results")
+    assert main([*SMALL_RUN, "--out", str(out)]) == 0
+    (folder,) = out.iterdir()
+    return folder
+
+
+def test_small_run_writes_every_table_plot_and_metadata(small_results):
+    names = {path.name for path in small_results.iterdir()}
+    assert set(tables.SCHEMA) <= names
+    assert {"summary.md", "metadata.json", "curves-xor.png", "sensitivity-linear_regression.png"} <= names
+    for name in tables.SCHEMA:
+        frame = tables.read_table(small_results / name)
+        assert list(frame.columns) == list(tables.SCHEMA[name])
+    convergence = tables.read_table(small_results / "convergence.csv")
+    assert len(convergence) == 2 * 2 * 3 * 2  # problems x optimizers x rates x seeds
+    metadata = json.loads((small_results / "metadata.json").read_text())
+    assert metadata["schema_version"] == tables.SCHEMA_VERSION
+    assert metadata["seeds"] == [0, 1]
+    assert {"jax", "optax", "numpy", "gdjax"} <= set(metadata["versions"])
+    timing = tables.read_table(small_results / "timing.csv")
+    assert set(timing["implementation"]) == {
+        "gdjax.sweep",
+        "textbook numpy loop",
+        "python loop of jitted step",
+    }
+    assert (timing["ratio_to_floor"] > 0).all()
+    assert "## Best learning rate per optimizer" in (small_results / "summary.md").read_text()
+
+
+def test_convergence_is_identical_across_runs_and_check_agrees(small_results, tmp_path, capsys):
+    assert main([*SMALL_RUN, "--out", str(tmp_path)]) == 0
+    (again,) = tmp_path.iterdir()
+    assert (again / "convergence.csv").read_bytes() == (small_results / "convergence.csv").read_bytes()
+    assert main(["check", str(again), "--against", str(small_results)]) == 0
+    assert "agrees" in capsys.readouterr().out
+
+
+def test_check_reports_a_difference_beyond_tolerance(small_results, tmp_path, capsys):
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    for path in small_results.iterdir():
+        (changed / path.name).write_bytes(path.read_bytes())
+    frame = pd.read_csv(changed / "convergence.csv")
+    frame.loc[0, "best_loss"] *= 1.1
+    frame.to_csv(changed / "convergence.csv", index=False, na_rep="nan")
+    assert main(["check", str(changed), "--against", str(small_results)]) == 1
+    assert "best_loss differs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda text: text.replace("best_loss", "bestloss", 1), "missing best_loss"),
+        (
+            lambda text: text.replace(",False\n", ",maybe\n", 1).replace(",True\n", ",maybe\n", 1),
+            "column settled: 'maybe' is not True/False",
+        ),
+        (
+            lambda text: text.replace("linear_regression,gd", "linear_regression,gd,extra", 1),
+            "not a readable CSV",
+        ),
+        (lambda text: text[: len(text) // 2], "truncated"),
+        (lambda text: "", "not a readable CSV"),
+    ],
+)
+def test_check_names_the_damage_and_exits_2(small_results, tmp_path, capsys, damage, message):
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for path in small_results.iterdir():
+        (damaged / path.name).write_bytes(path.read_bytes())
+    path = damaged / "convergence.csv"
+    path.write_text(damage(path.read_text()))
+    assert main(["check", str(damaged), "--against", str(small_results)]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+
+
+def test_non_numeric_cell_is_reported_with_row_and_column(small_results, tmp_path):
+    lines = (small_results / "timing.csv").read_text().split("\n")
+    cells = lines[2].split(",")
+    cells[6] = "fast"
+    lines[2] = ",".join(cells)
+    (tmp_path / "timing.csv").write_text("\n".join(lines))
+    with pytest.raises(tables.TableError, match="row 3, column ns_per_lr_step: 'fast' is not a number"):
+        tables.read_table(tmp_path / "timing.csv")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--problems", "mnist"], "unknown problem 'mnist'; allowed: linear_regression, xor"),
+        (["--optimizers", "gd,lbfgs"], "unknown optimizer 'lbfgs'; allowed: gd, sgd, momentum, adam"),
+        (["--lrs", "0.1,-1"], "learning rates '0.1,-1' are not positive finite numbers"),
+        (["--lrs", "fast"], "learning rates 'fast' are not"),
+        (["--lrs", "1e-2:1e-4:5"], "LOW:HIGH:COUNT"),
+        (["--seeds", ""], "give at least one integer"),
+        (["--steps", "0"], "'0' is not an integer >= 1"),
+        (["--dtype", "float16"], "invalid choice: 'float16'"),
+        (["--device", "tpu"], "device 'tpu' is not available"),
+        (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    ],
+)
+def test_bad_command_line_gets_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_path_that_is_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "results"
+    target.write_text("not a folder")
+    assert main(["--quick", "--out", str(target)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert target.read_text() == "not a folder"
+
+
+def test_command_line_error_has_no_traceback(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--problems", "nope", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "Traceback" not in done.stderr
+
+
+def test_write_folder_failing_part_way_keeps_the_old_results(tmp_path, monkeypatch):
+    folder = tmp_path / "cpu"
+    tables.write_folder(folder, {"a.csv": b"old a", "b.csv": b"old b"})
+
+    real_open = open
+
+    def failing_open(path, mode="r", *args, **kwargs):
+        if str(path).endswith("b.csv") and "w" in mode:
+            raise OSError(28, "No space left on device")
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", failing_open)
+    with pytest.raises(OSError, match="No space"):
+        tables.write_folder(folder, {"a.csv": b"new a", "b.csv": b"new b"})
+    monkeypatch.undo()
+    assert (folder / "a.csv").read_bytes() == b"old a"
+    assert (folder / "b.csv").read_bytes() == b"old b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cpu"]  # no staging folder left
+
+
+def test_recover_folder_puts_back_results_left_aside(tmp_path):
+    (tmp_path / ".cpu.old").mkdir()
+    (tmp_path / ".cpu.old" / "timing.csv").write_text("x")
+    tables.recover_folder(tmp_path / "cpu")
+    assert (tmp_path / "cpu" / "timing.csv").read_text() == "x"
+
+
+def test_steps_to_target_from_logged_curve():
+    res = gdjax.sweep(gdjax.linear_regression(), "gd", [5e-4], steps=50_000, log_every=100, dtype="float64")
+    target = 1.01 * least_squares(gdjax.linear_regression())[1]
+    steps = steps_to_target(res, target)[0, 0]
+    curve = res.loss_curve[0, 0]
+    assert 100 < steps < 50_000
+    assert curve[steps // 100 - 1] <= target < curve[steps // 100 - 2]
+
+
+def test_best_learning_rate_prefers_ending_at_target_then_speed_then_loss():
+    frame = pd.DataFrame(
+        {
+            "learning_rate": [0.1, 0.1, 0.2, 0.2, 0.3, 0.3, 0.4, 0.4],
+            "steps_to_target": [500, 600, 100, -1, 300, 300, 100, 100],
+            # 0.2: one seed diverged; 0.4 touched the target early, then left it
+            "final_loss": [0.1, 0.1, 0.01, np.inf, 0.2, 0.2, 0.3, 0.4],
+            "target_loss": 0.25,
+        }
+    )
+    assert best_learning_rate(frame) == 0.3
+    assert best_learning_rate(frame[frame["learning_rate"] != 0.3]) == 0.1
+    assert best_learning_rate(frame[frame["learning_rate"] == 0.4]) == 0.4
+
+
+def test_textbook_stability_limit_and_grid_straddles_it():
+    limit = stability_limit(gdjax.linear_regression())
+    assert limit == pytest.approx(6.1e-4, rel=0.01)
+    low, high = LEARNING_RATE_RANGES["linear_regression", "gd"]
+    assert low < limit < high
+
+
+def test_default_suite_is_wide_enough():
+    cells = build_suite(["linear_regression", "xor"], list(gdjax.OPTIMIZERS))
+    assert len(cells) == 8
+    assert all(len(c.learning_rates) >= 32 and len(c.seeds) >= 5 for c in cells)
+    assert {c.problem: c.steps for c in cells} == {"linear_regression": 100_000, "xor": 60_000}
