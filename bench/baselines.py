@@ -59,7 +59,7 @@ def run_textbook_loop(problem: gdjax.Problem, steps: int) -> None:
         raise ValueError(f"no textbook loop for problem {problem.name!r}")
 
 
-def _one_run_step(problem, make_optimizer, learning_rate, dtype):
+def jitted_step(problem, make_optimizer, learning_rate, dtype):
     """A jitted single step of one run, its starting state, and the step's arguments."""
     optimizer = make_optimizer(learning_rate)
     X, y = jnp.asarray(problem.X, dtype), jnp.asarray(problem.y, dtype)
@@ -76,7 +76,7 @@ def _one_run_step(problem, make_optimizer, learning_rate, dtype):
 
 def python_loop_seconds(problem, make_optimizer, learning_rate, *, steps, repeats, dtype):
     """Seconds of each repeat of a Python loop of ``steps`` jitted single steps (one learning rate)."""
-    step, (params, opt_state, X, y) = _one_run_step(problem, make_optimizer, learning_rate, dtype)
+    step, (params, opt_state, X, y) = jitted_step(problem, make_optimizer, learning_rate, dtype)
 
     def loop():
         p, s = params, opt_state
@@ -89,7 +89,7 @@ def python_loop_seconds(problem, make_optimizer, learning_rate, *, steps, repeat
 
 def flops_per_step(problem, make_optimizer, dtype) -> float:
     """FLOP of one optimizer step of one run, as XLA's cost analysis counts them."""
-    step, arguments = _one_run_step(problem, make_optimizer, 1e-3, dtype)
+    step, arguments = jitted_step(problem, make_optimizer, 1e-3, dtype)
     analysis = step.lower(*arguments).compile().cost_analysis()
     if isinstance(analysis, list):  # older JAX returned one dict per computation
         analysis = analysis[0]

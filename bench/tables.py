@@ -185,11 +185,17 @@ def write_folder(out_dir: Path, files: dict[str, bytes]) -> None:
 
 
 def recover_folder(out_dir: Path) -> None:
-    """Put back a results folder left aside by a run killed in the middle of :func:`write_folder`."""
+    """Tidy up after a run killed inside :func:`write_folder`.
+
+    Puts back a results folder left aside as ``.<name>.old`` and removes
+    staging folders ``.<name>.new-*`` that never got moved in.
+    """
     out_dir = Path(out_dir)
     old = out_dir.parent / f".{out_dir.name}.old"
     if old.is_dir() and not out_dir.exists():
         old.rename(out_dir)
+    for staging in out_dir.parent.glob(f".{out_dir.name}.new-*"):
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def read_metadata(folder: Path) -> dict:

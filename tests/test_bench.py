@@ -1,8 +1,10 @@
 """The harness: command line, tables, atomic writes, check, metrics."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -10,7 +12,7 @@ import pytest
 
 import gdjax
 from bench import tables
-from bench.__main__ import main
+from bench.cli import main
 from bench.metrics import best_learning_rate, steps_to_target
 from bench.suites import LEARNING_RATE_RANGES, build_suite, least_squares, stability_limit
 
@@ -189,6 +191,38 @@ def test_recover_folder_puts_back_results_left_aside(tmp_path):
     (tmp_path / ".cpu.old" / "timing.csv").write_text("x")
     tables.recover_folder(tmp_path / "cpu")
     assert (tmp_path / "cpu" / "timing.csv").read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    ("signal_number", "delay_s"), [(signal.SIGINT, 4.0), (signal.SIGKILL, 3.0), (signal.SIGKILL, 6.0)]
+)
+def test_interrupted_run_leaves_old_or_new_results_never_a_mix(tmp_path, signal_number, delay_s):
+    import jax
+
+    from bench.cli import device_tag
+
+    folder = tmp_path / f"{device_tag(jax.devices()[0])}-custom"
+    tables.write_folder(folder, {"convergence.csv": b"previous results"})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench", *SMALL_RUN, "--out", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(delay_s)
+    process.send_signal(signal_number)
+    _, err = process.communicate(timeout=120)
+    tables.recover_folder(folder)  # what the next run does first
+    names = {path.name for path in folder.iterdir()}
+    if (folder / "convergence.csv").read_bytes() == b"previous results":
+        assert names == {"convergence.csv"}
+        if signal_number == signal.SIGINT:
+            assert process.returncode == 130
+            assert b"interrupted; results left as they were" in err
+            assert b"Traceback" not in err
+    else:  # the run finished before the signal: complete new results
+        assert set(tables.SCHEMA) | {"metadata.json", "summary.md"} <= names
+        assert tables.check(folder, folder) == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == [folder.name]
 
 
 def test_steps_to_target_from_logged_curve():

@@ -14,6 +14,7 @@ import pytest
 from references import textbook_regression_gd, textbook_xor_backprop
 
 import gdjax
+from bench.baselines import jitted_step
 
 N_STEPS = 10_000
 TEXTBOOK_STEPS = 2_000
@@ -61,3 +62,19 @@ def test_sweep_speed(benchmark, make_problem, low, high, n_lrs):
             compile_s=round(compile_s, 3),
             device=str(jax.devices()[0]),
         )
+
+
+@pytest.mark.parametrize("name", sorted(gdjax.OPTIMIZERS))
+@pytest.mark.parametrize("make_problem", [gdjax.linear_regression, gdjax.xor])
+def test_step_speed(benchmark, make_problem, name):
+    """One jitted step of one run, called from Python: the dispatch-bound baseline."""
+    step, (params, opt_state, X, y) = jitted_step(make_problem(), gdjax.OPTIMIZERS[name], 1e-4, "float32")
+    jax.block_until_ready(step(params, opt_state, X, y))  # warm-up: compile
+    benchmark(lambda: jax.block_until_ready(step(params, opt_state, X, y)))
+
+
+@pytest.mark.parametrize(("n_lrs", "steps"), [(16, 1_000), (4096, 1_000), (16, 100_000), (4096, 100_000)])
+def test_compile_time(benchmark, n_lrs, steps):
+    """Ahead-of-time compile of the regression sweep: should not grow with the grid or the steps."""
+    program = gdjax.prepare_sweep(gdjax.linear_regression(), "adam", np.geomspace(1e-4, 1, n_lrs), steps)
+    benchmark.pedantic(program.compile, rounds=3, iterations=1)

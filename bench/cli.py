@@ -1,0 +1,277 @@
+"""The command line: `python -m bench [options]` runs a suite; `python -m bench check NEW [--against REF]`.
+
+Bad input gets one line on stderr and exit status 2, before anything runs
+or is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+from importlib import metadata as package_metadata
+from pathlib import Path
+
+import numpy as np
+
+from bench import INTERRUPTED
+from bench.suites import PROBLEMS, build_suite
+from bench.tables import SCHEMA_VERSION, TableError, check, recover_folder, table_csv, write_folder
+
+DEFAULT_OUT = Path("results")
+
+
+class UsageError(Exception):
+    """Bad command-line input; main() prints it as one line and exits 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _names(kind: str, allowed):
+    def parse(text: str) -> list[str]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if name not in allowed]
+        if not names or unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {kind} {', '.join(map(repr, unknown)) or repr(text)}; allowed: {', '.join(allowed)}"
+            )
+        return names
+
+    return parse
+
+
+def _learning_rates(text: str) -> np.ndarray:
+    """Comma-separated values (`1e-3,1e-2`) or a log-spaced range LOW:HIGH:COUNT (`1e-6:1e-2:32`)."""
+    allowed = "positive finite numbers, comma-separated, or LOW:HIGH:COUNT"
+    try:
+        if ":" in text:
+            low, high, count = text.split(":")
+            low, high, count = float(low), float(high), int(count)
+            if count < 1 or not (0 < low <= high < np.inf):
+                raise ValueError
+            return np.geomspace(low, high, count)
+        rates = np.array([float(value) for value in text.split(",")])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"learning rates {text!r} are not {allowed}") from None
+    if not np.all(np.isfinite(rates) & (rates > 0)):
+        raise argparse.ArgumentTypeError(f"learning rates {text!r} are not {allowed}")
+    return rates
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(value) for value in text.split(",") if value.strip())
+    except ValueError:
+        seeds = ()
+    if not seeds or any(not 0 <= seed < 2**31 for seed in seeds):
+        raise argparse.ArgumentTypeError(
+            f"seeds {text!r}: give at least one integer in [0, 2**31 - 1], comma-separated"
+        )
+    return seeds
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return value
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    import gdjax
+
+    parser = _Parser(
+        prog="python -m bench", description="Run the gdjax benchmark suite; write results/<tag>/."
+    )
+    parser.add_argument("--problems", type=_names("problem", list(PROBLEMS)), default=list(PROBLEMS))
+    parser.add_argument(
+        "--optimizers", type=_names("optimizer", list(gdjax.OPTIMIZERS)), default=list(gdjax.OPTIMIZERS)
+    )
+    parser.add_argument("--lrs", type=_learning_rates, help="a,b,c or LOW:HIGH:COUNT (log-spaced)")
+    parser.add_argument("--seeds", type=_seeds, help="comma-separated integers")
+    parser.add_argument("--steps", type=_positive_int, help="steps per run (default: textbook counts)")
+    parser.add_argument("--dtype", choices=gdjax.DTYPES, default="float32")
+    parser.add_argument("--device", default=None, help="JAX platform: cpu, gpu, ... (default: JAX's)")
+    parser.add_argument(
+        "--repeats", type=_positive_int, default=None, help="timed repeats (default 3, quick 1)"
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent folder (default results/)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small profile for CI, every problem and optimizer"
+    )
+    return parser
+
+
+def _device(platform_name: str | None):
+    import jax
+
+    if platform_name is None:
+        return jax.devices()[0]
+    try:
+        return jax.devices(platform_name)[0]
+    except RuntimeError:
+        available = sorted({device.platform for device in jax.devices()} | {"cpu"})
+        raise UsageError(
+            f"device {platform_name!r} is not available; available: {', '.join(available)}"
+        ) from None
+
+
+def device_tag(device) -> str:
+    """A folder name for the device: 'cpu', or the platform and kind, e.g. 'gpu-nvidia-h200'."""
+    kind = re.sub(r"[^a-z0-9]+", "-", device.device_kind.lower()).strip("-")
+    return device.platform if kind in ("", device.platform) else f"{device.platform}-{kind}"
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse an output folder that is a file or cannot be written, before anything runs."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise UsageError(f"output path {path} is a file; give a folder with --out")
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise UsageError(f"output folder {path} is not writable")
+            return
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _metadata(argv, device, tag, profile, dtype, cells, flop_rate, repeats) -> dict:
+    import jax
+
+    versions = {
+        name: package_metadata.version(name)
+        for name in ("gdjax", "jax", "jaxlib", "optax", "numpy", "pandas")
+    }
+    versions["python"] = platform.python_version()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "device_tag": tag,
+        "device_kind": device.device_kind,
+        "platform": device.platform,
+        "device_count": len(jax.devices(device.platform)),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "versions": versions,
+        "git_commit": _git_commit(),
+        "command_line": "python -m bench " + shlex.join(argv),
+        "date_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "profile": profile,
+        "dtype": dtype,
+        "seeds": sorted({seed for cell in cells for seed in cell.seeds}),
+        "steps": {cell.problem: cell.steps for cell in cells},
+        "repeats": repeats,
+        "floor_gflop_per_s": flop_rate / 1e9,
+    }
+
+
+def run(argv: list[str]) -> int:
+    args = _run_parser().parse_args(argv)
+    device = _device(args.device)
+    custom = any(value is not None for value in (args.lrs, args.seeds, args.steps)) or (
+        args.problems != list(PROBLEMS) or len(args.optimizers) != 4
+    )
+    profile = "custom" if custom else "quick" if args.quick else "default"
+    tag = device_tag(device)
+    folder = args.out / (tag if profile == "default" else f"{tag}-{profile}")
+    _check_writable(folder)
+    recover_folder(folder)
+    cells = build_suite(
+        args.problems,
+        args.optimizers,
+        quick=args.quick,
+        learning_rates=args.lrs,
+        seeds=args.seeds,
+        steps=args.steps,
+    )
+    repeats = args.repeats or (1 if args.quick else 3)
+
+    import jax
+
+    from bench.report import plots, summary_markdown
+    from bench.runner import run_suite
+
+    with jax.default_device(device):
+        tables = run_suite(cells, dtype=args.dtype, repeats=repeats)
+    meta = _metadata(argv, device, tag, profile, args.dtype, cells, tables.flop_rate, repeats)
+    images = plots(tables)
+    files = {
+        name: table_csv(name, getattr(tables, name.removesuffix(".csv"))).encode()
+        for name in ("timing.csv", "convergence.csv", "curves.csv", "summary.csv")
+    }
+    files["summary.md"] = summary_markdown(tables, meta, sorted(images)).encode()
+    files["metadata.json"] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
+    files.update(images)
+    write_folder(folder, files)
+    print(f"wrote {folder}/ ({', '.join(sorted(files))})")
+    return 0
+
+
+def check_command(argv: list[str]) -> int:
+    parser = _Parser(
+        prog="python -m bench check",
+        description="Check a results folder's tables; compare its convergence with another's.",
+    )
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--against", type=Path, help="reference results folder (e.g. the committed one)")
+    args = parser.parse_args(argv)
+    differences = check(args.folder, args.against or args.folder)
+    for line in differences[:50]:
+        print(line)
+    if differences:
+        print(f"{len(differences)} difference(s) beyond tolerance", file=sys.stderr)
+        return 1
+    print(f"ok: {args.folder} " + (f"agrees with {args.against}" if args.against else "is well formed"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv[:1] == ["check"]:
+            return check_command(argv[1:])
+        return run(argv)
+    except (UsageError, TableError) as error:
+        print(f"bench: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+    except OSError as error:
+        print(
+            f"bench: error: could not write results: {error}; the previous results are intact",
+            file=sys.stderr,
+        )
+        return 2
