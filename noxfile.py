@@ -44,7 +44,7 @@ def results(session: nox.Session) -> None:
 def perf(session: nox.Session) -> None:
     """Speed benchmarks with pytest-benchmark, timed (never pass/fail on time)."""
     session.install("-e", ".[test,bench]")
-    session.run("pytest", "tests/test_speed.py", "--benchmark-enable", "-p", "no:doctest", *session.posargs)
+    session.run("pytest", "tests/test_speed.py", "--benchmark-enable", *session.posargs)
 
 
 @nox.session

@@ -39,6 +39,7 @@ def time_sweep(program: gdjax.SweepProgram, repeats: int) -> tuple[SweepTiming, 
     Returns the timing and the result of the warm-up run (the runs are
     deterministic, so any of them gives the same result).
     """
+    jax.clear_caches()  # else JAX may hand back an executable compiled earlier in this process
     start = time.perf_counter()
     compiled = program.compile()
     compile_s = time.perf_counter() - start

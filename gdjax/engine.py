@@ -311,7 +311,7 @@ class SweepProgram:
             return _sweep_program.lower(*self._arguments(), **self._static())
 
     def compile(self) -> jax.stages.Compiled:
-        """A freshly compiled program (ahead-of-time API; not cached)."""
+        """The compiled program (ahead-of-time API; JAX may reuse one compiled earlier in this process)."""
         with self._x64():
             return self.lower().compile()
 

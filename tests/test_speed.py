@@ -77,4 +77,4 @@ def test_step_speed(benchmark, make_problem, name):
 def test_compile_time(benchmark, n_lrs, steps):
     """Ahead-of-time compile of the regression sweep: should not grow with the grid or the steps."""
     program = gdjax.prepare_sweep(gdjax.linear_regression(), "adam", np.geomspace(1e-4, 1, n_lrs), steps)
-    benchmark.pedantic(program.compile, rounds=3, iterations=1)
+    benchmark.pedantic(program.compile, setup=jax.clear_caches, rounds=3, iterations=1)
