@@ -15,6 +15,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 from importlib import metadata as package_metadata
 from pathlib import Path
 
@@ -134,15 +135,24 @@ def device_tag(device) -> str:
     return device.platform if kind in ("", device.platform) else f"{device.platform}-{kind}"
 
 
-def _check_writable(folder: Path) -> None:
-    """Refuse an output folder that is a file or cannot be written, before anything runs."""
-    for path in (folder, *folder.parents):
-        if path.exists():
-            if not path.is_dir():
-                raise UsageError(f"output path {path} is a file; give a folder with --out")
-            if not os.access(path, os.W_OK | os.X_OK):
-                raise UsageError(f"output folder {path} is not writable")
-            return
+def _check_writable(out: Path, folder: Path) -> None:
+    """Refuse, before anything runs, an output path that is a file, is missing (parent too), or is read-only.
+
+    ``out`` is the --out folder, ``folder`` the device folder inside it.
+    ``out`` itself may be missing: it is created, but only inside a folder
+    that exists, so a mistyped path is not silently made.
+    """
+    for path in (out, folder):
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"output path {path} is a file; give a folder with --out")
+    if not out.exists() and not out.parent.is_dir():
+        raise UsageError(f"output folder {out} does not exist, nor does {out.parent}")
+    nearest = next(path for path in (folder, out, out.parent) if path.is_dir())
+    try:
+        with tempfile.TemporaryFile(dir=nearest):
+            pass
+    except OSError as error:
+        raise UsageError(f"output folder {nearest} is not writable ({error.strerror})") from None
 
 
 def _cpu_model() -> str:
@@ -206,7 +216,7 @@ def run(argv: list[str]) -> int:
     profile = "custom" if custom else "quick" if args.quick else "default"
     tag = device_tag(device)
     folder = args.out / (tag if profile == "default" else f"{tag}-{profile}")
-    _check_writable(folder)
+    _check_writable(args.out, folder)
     recover_folder(folder)
     cells = build_suite(
         args.problems,

@@ -204,7 +204,7 @@ def _check_count(name: str, value, *, low: int = 1, high: int | None = None) -> 
 def _check_dtype(dtype) -> str:
     try:
         name = np.dtype(dtype).name
-    except TypeError:
+    except Exception:  # numpy raises TypeError, ValueError, even SyntaxError for odd strings
         name = None
     if name not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
@@ -223,9 +223,16 @@ def _check_learning_rates(learning_rates, dtype: str) -> np.ndarray:
     bad = rates[~(np.isfinite(rates) & (rates > 0))]
     if bad.size:
         raise ValueError(f"learning_rates must be positive and finite; got {float(bad[0])!r}")
-    limit = np.finfo(dtype).max
-    if np.any(rates > limit):
-        raise ValueError(f"learning_rates must be at most {limit:.3g} in {dtype}; got {float(rates.max())!r}")
+    info = np.finfo(dtype)
+    if np.any(rates > info.max):
+        raise ValueError(
+            f"learning_rates must be at most {info.max:.3g} in {dtype}; got {float(rates.max())!r}"
+        )
+    if np.any(rates.astype(dtype) == 0):
+        raise ValueError(
+            f"learning_rates must be at least {info.smallest_subnormal:.3g} in {dtype} (less rounds to 0); "
+            f"got {float(rates.min())!r}"
+        )
     return rates
 
 
@@ -287,6 +294,8 @@ class SweepProgram:
 
     def _arguments(self) -> tuple:
         as_dtype = functools.partial(jnp.asarray, dtype=self.dtype)
+        if as_dtype(0).dtype != self.dtype:
+            raise RuntimeError(f"dtype {self.dtype} is not available on {jax.default_backend()}")
         keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in self.seeds])
         return (
             as_dtype(self.learning_rates),

@@ -59,10 +59,18 @@ def xor_loss(params, X, y):
 
 
 def _as_float_data(name: str, value) -> np.ndarray:
-    array = np.asarray(value)
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
-    ):
+    """``value`` as float64, refusing what is not real numbers or not finite.
+
+    Integers and every float type numpy or JAX knows (float16, bfloat16, ...)
+    are accepted; booleans, complex numbers, strings and objects are not.
+    """
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name} must be a rectangular array of real numbers; got {type(value).__name__}"
+        ) from None
+    if not (jnp.issubdtype(array.dtype, jnp.integer) or jnp.issubdtype(array.dtype, jnp.floating)):
         raise TypeError(f"{name} must hold real numbers (integer or float); got dtype {array.dtype}")
     array = array.astype(np.float64)
     if not np.all(np.isfinite(array)):

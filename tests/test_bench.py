@@ -154,6 +154,56 @@ def test_output_path_that_is_a_file_is_refused(tmp_path, capsys):
     assert target.read_text() == "not a folder"
 
 
+def test_missing_output_folder_and_parent_is_refused(tmp_path, capsys):
+    assert main(["--quick", "--out", str(tmp_path / "no" / "such")]) == 2
+    assert f"output folder {tmp_path / 'no' / 'such'} does not exist" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_only_output_folder_is_refused_before_running(tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)  # root may write anywhere: simulate EROFS
+    monkeypatch.setattr("bench.runner.run_suite", lambda *a, **k: pytest.fail("ran before refusing"))
+    assert main(["--quick", "--out", str(tmp_path)]) == 2
+    assert "is not writable (Read-only file system)" in capsys.readouterr().err
+
+
+def test_full_disk_during_write_keeps_old_results_and_says_so(small_results, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / small_results.name
+    tables.write_folder(folder, {"convergence.csv": b"previous results"})
+    real_open = open
+
+    def full_disk(path, mode="r", *args, **kwargs):
+        if ".new-" in str(path) and "summary" in str(path):
+            raise OSError(28, "No space left on device")
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", full_disk)
+    assert main([*SMALL_RUN, "--out", str(tmp_path)]) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert "No space left on device" in err
+    assert "previous results are intact" in err
+    assert [p.name for p in folder.iterdir()] == ["convergence.csv"]
+    assert (folder / "convergence.csv").read_bytes() == b"previous results"
+
+
+def test_check_refuses_other_schema_versions(small_results, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    for path in small_results.iterdir():
+        (other / path.name).write_bytes(path.read_bytes())
+    meta = json.loads((other / "metadata.json").read_text())
+    meta["schema_version"] = tables.SCHEMA_VERSION + 1
+    (other / "metadata.json").write_text(json.dumps(meta))
+    assert main(["check", str(other), "--against", str(small_results)]) == 2
+    assert "cannot compare schema version 2" in capsys.readouterr().err
+
+
 def test_command_line_error_has_no_traceback(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--problems", "nope", "--out", str(tmp_path)],

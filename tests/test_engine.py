@@ -95,6 +95,19 @@ def test_float32_gives_the_same_answer_under_caller_x64():
     np.testing.assert_array_equal(plain.final_loss, under_x64.final_loss)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_same_answers_and_setting_kept_whatever_the_caller_x64_mode(dtype):
+    prob = gdjax.linear_regression()
+    answers = []
+    for caller_x64 in (False, True):
+        with jax.enable_x64(caller_x64):
+            answers.append(gdjax.sweep(prob, "adam", [1e-2, 1.0], steps=300, dtype=dtype))
+            assert jax.config.jax_enable_x64 == caller_x64
+    assert answers[0].final_loss.dtype == answers[1].final_loss.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(answers[0].final_loss, answers[1].final_loss)
+    np.testing.assert_array_equal(answers[0].params, answers[1].params)
+
+
 def test_result_shapes_curve_and_frame():
     res = gdjax.sweep(
         gdjax.xor(hidden=3), "momentum", [0.1, 0.5, 1.0], steps=1005, seeds=[0, 1], log_every=10
