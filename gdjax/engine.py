@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -208,6 +209,10 @@ def _check_dtype(dtype) -> str:
         name = None
     if name not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+    with jax.enable_x64(name == "float64"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # JAX's own truncation warning; we raise instead
+        if jnp.zeros((), name).dtype != name:  # never silently downgrade float64 to float32
+            raise ValueError(f"dtype {name} is not available with this JAX ({jax.default_backend()} backend)")
     return name
 
 
@@ -294,8 +299,6 @@ class SweepProgram:
 
     def _arguments(self) -> tuple:
         as_dtype = functools.partial(jnp.asarray, dtype=self.dtype)
-        if as_dtype(0).dtype != self.dtype:
-            raise RuntimeError(f"dtype {self.dtype} is not available on {jax.default_backend()}")
         keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in self.seeds])
         return (
             as_dtype(self.learning_rates),

@@ -108,6 +108,18 @@ def test_same_answers_and_setting_kept_whatever_the_caller_x64_mode(dtype):
     np.testing.assert_array_equal(answers[0].params, answers[1].params)
 
 
+def test_float64_without_x64_is_refused_not_downgraded(monkeypatch):
+    import contextlib
+
+    monkeypatch.setattr(
+        jax, "enable_x64", lambda *args: contextlib.nullcontext()
+    )  # as if x64 were unavailable
+    if jax.config.jax_enable_x64:
+        pytest.skip("the caller has x64 on")
+    with pytest.raises(ValueError, match="dtype float64 is not available"):
+        gdjax.sweep(gdjax.xor(), "gd", [0.5], steps=3, dtype="float64")
+
+
 def test_result_shapes_curve_and_frame():
     res = gdjax.sweep(
         gdjax.xor(hidden=3), "momentum", [0.1, 0.5, 1.0], steps=1005, seeds=[0, 1], log_every=10

@@ -51,7 +51,11 @@ def reference_gd(X, y, rates, steps, log_every):
 
 def assert_matches_reference(res, X, y):
     finals, diverged, params = reference_gd(X, y, res.learning_rates, res.steps, res.log_every)
-    np.testing.assert_array_equal(res.diverged_at[0], diverged)
+    # Same runs diverged. The step an exponentially growing run overflows at
+    # depends on its last bits (XLA and numpy order the sums differently), so
+    # it may differ by one step. Runs that stayed finite must agree closely.
+    np.testing.assert_array_equal(res.diverged_at[0] >= 0, diverged >= 0)
+    assert np.all(np.abs(res.diverged_at[0] - diverged) <= 1), (res.diverged_at[0], diverged)
     stayed_finite = diverged < 0
     scale = np.abs(params[stayed_finite]).max(initial=1.0)
     np.testing.assert_allclose(
@@ -83,9 +87,9 @@ def test_gd_any_learning_rate_is_right_or_flagged(data, target, rates, log_every
 @given(
     m=st.sampled_from([1, 2, 7]),
     n=st.sampled_from([1, 2, 5]),
-    steps=st.sampled_from([1, 4]),
+    steps=st.sampled_from([1, 4, 300]),
     every=st.sampled_from(["one", "all"]),
-    n_seeds=st.sampled_from([1, 3]),
+    n_seeds=st.sampled_from([1, 3, 16]),
     rate=st.floats(1e-6, 1e6),
     seed=st.integers(0, 2**31 - 1),
 )
