@@ -8,11 +8,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
+from jax.sharding import NamedSharding, PartitionSpec
 
 import gdjax
 from bench.timing import wall_times
@@ -100,19 +103,25 @@ def _fma_chain(x, a, b, iterations):
     return lax.fori_loop(0, iterations, lambda _, x: x * a + b, x)
 
 
-def measure_flop_rate(dtype="float32", *, sizes=(16_384, 262_144, 1_048_576), flop_per_size=2e9, repeats=3):
-    """The best rate (FLOP/s) of a jitted multiply-add chain over vectors of ``sizes``.
+def measure_flop_rate(
+    dtype="float32", *, devices=None, sizes=(16_384, 262_144), flop_per_size=2e9, repeats=3
+):
+    """The best rate (FLOP/s) of a jitted multiply-add chain, run on every one of ``devices`` at once.
 
-    Each multiply-add counts 2 FLOP. The best size and repeat is taken: the
-    floor is what this device can do at best.
+    Each device updates its own vector of ``size`` elements; each multiply-add
+    counts 2 FLOP. The best size and repeat is taken: the floor is what these
+    devices can do at best, together, as a sweep split over them does.
     """
-    kernel = jax.jit(_fma_chain, static_argnums=3)
+    mesh = gdjax.runs_mesh(devices)
+    spec = PartitionSpec(mesh.axis_names[0])
     best = 0.0
     for size in sizes:
         iterations = max(1, int(flop_per_size / (2 * size)))
-        x = jnp.ones(size, dtype)
+        chain = functools.partial(_fma_chain, iterations=iterations)
+        kernel = jax.jit(jax.shard_map(chain, mesh=mesh, in_specs=(spec, None, None), out_specs=spec))
+        x = jax.device_put(jnp.ones(size * mesh.size, dtype), NamedSharding(mesh, spec))
         a, b = jnp.asarray(0.999, dtype), jnp.asarray(1e-3, dtype)
-        compiled = kernel.lower(x, a, b, iterations).compile()
+        compiled = kernel.lower(x, a, b).compile()
         seconds = min(wall_times(lambda: jax.block_until_ready(compiled(x, a, b)), repeats))  # noqa: B023
-        best = max(best, 2 * size * iterations / seconds)
+        best = max(best, 2 * size * mesh.size * iterations / seconds)
     return best

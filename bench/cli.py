@@ -234,7 +234,7 @@ def run(argv: list[str]) -> int:
     from bench.runner import run_suite
 
     with jax.default_device(device):
-        tables = run_suite(cells, dtype=args.dtype, repeats=repeats)
+        tables = run_suite(cells, dtype=args.dtype, repeats=repeats, devices=jax.devices(device.platform))
     meta = _metadata(argv, device, tag, profile, args.dtype, cells, tables.flop_rate, repeats)
     images = plots(tables)
     files = {

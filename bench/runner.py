@@ -52,10 +52,12 @@ def _timing_row(
     }
 
 
-def run_suite(cells: list[Cell], *, dtype: str, repeats: int, progress: bool = True) -> SuiteTables:
-    """Run every cell (on JAX's default device) and return the tables."""
+def run_suite(
+    cells: list[Cell], *, dtype: str, repeats: int, devices=None, progress: bool = True
+) -> SuiteTables:
+    """Run every cell, its runs split over ``devices`` (default: the default backend's); return the tables."""
     bar = tqdm(total=len(cells) + 1, desc="floor", unit="sweep", disable=not progress, leave=False)
-    flop_rate = baselines.measure_flop_rate(dtype)
+    flop_rate = baselines.measure_flop_rate(dtype, devices=devices)
     bar.update()
     problems = {name: PROBLEMS[name]() for name in dict.fromkeys(cell.problem for cell in cells)}
     textbook_ns = {}
@@ -92,6 +94,7 @@ def run_suite(cells: list[Cell], *, dtype: str, repeats: int, progress: bool = T
             seeds=cell.seeds,
             log_every=cell.log_every,
             dtype=dtype,
+            devices=devices,
         )
         sweep_timing, result = time_sweep(program, repeats)
         make_optimizer = gdjax.OPTIMIZERS[cell.optimizer]

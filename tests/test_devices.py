@@ -1,0 +1,71 @@
+"""The runs split over several devices give the same results as on one, uneven splits included.
+
+The devices are forced host devices in a subprocess (XLA_FLAGS must be set
+before JAX starts); this process keeps its single device for the reference.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+import gdjax
+
+CASES = {
+    # name: (problem, optimizer, learning rates, seeds, batch size): 6, 5, 9 and 1 runs over 4 devices
+    "regression_gd": ("linear_regression", "gd", [1e-4, 5e-4, 1e-2], [0, 1], None),
+    "xor_adam": ("xor", "adam", [1e-3, 1e-2, 0.1, 1.0, 10.0], [3], None),
+    "regression_sgd": ("linear_regression", "sgd", [1e-6, 1e-5, 1e-4], [0, 1, 2], 4),
+    "xor_momentum_one_run": ("xor", "momentum", [0.5], [1], None),
+}
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import jax, numpy as np, gdjax
+    cases, n_devices = eval(sys.argv[2]), int(sys.argv[3])
+    assert len(jax.devices()) == 4, jax.devices()
+    out = {}
+    for name, (problem, optimizer, rates, seeds, batch) in cases.items():
+        prob = getattr(gdjax, problem)()
+        res = gdjax.sweep(prob, optimizer, rates, steps=500, seeds=seeds, batch_size=batch,
+                          devices=jax.devices()[:n_devices])
+        out[name + "/final_loss"] = res.final_loss
+        out[name + "/diverged_at"] = res.diverged_at
+        out[name + "/loss_curve"] = res.loss_curve
+        for i, leaf in enumerate(jax.tree.leaves(res.params)):
+            out[f"{name}/params{i}"] = leaf
+    np.savez(sys.argv[1], **out)
+    """
+)
+
+
+@pytest.mark.parametrize("n_devices", [4, 3])
+def test_split_over_devices_equals_one_device(tmp_path, n_devices):
+    path = tmp_path / "out.npz"
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(path), repr(CASES), str(n_devices)], env=env, check=True
+    )
+    split = np.load(path)
+    for name, (problem, optimizer, rates, seeds, batch) in CASES.items():
+        res = gdjax.sweep(
+            getattr(gdjax, problem)(), optimizer, rates, steps=500, seeds=seeds, batch_size=batch
+        )
+        assert res.final_loss.shape == split[name + "/final_loss"].shape
+        np.testing.assert_array_equal(split[name + "/final_loss"], res.final_loss)
+        np.testing.assert_array_equal(split[name + "/diverged_at"], res.diverged_at)
+        np.testing.assert_array_equal(split[name + "/loss_curve"], res.loss_curve)
+        for i, leaf in enumerate(jax.tree.leaves(res.params)):
+            np.testing.assert_array_equal(split[f"{name}/params{i}"], leaf)
+    assert (split["regression_gd/diverged_at"][:, 2] >= 0).all()  # a diverging run among them
+
+
+def test_devices_must_be_jax_devices():
+    with pytest.raises(ValueError, match="devices must be a non-empty sequence of jax devices"):
+        gdjax.sweep(gdjax.xor(), "gd", [0.5], steps=3, devices=[])
+    with pytest.raises(ValueError, match="devices must be a non-empty sequence of jax devices"):
+        gdjax.sweep(gdjax.xor(), "gd", [0.5], steps=3, devices=["cpu:0"])
