@@ -1,5 +1,6 @@
 """Sessions: tests (the pass/fail run), bench (the main job), perf (speed benchmarks), lint."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -40,11 +41,32 @@ def results(session: nox.Session) -> None:
     session.run("python", "-m", "bench", "check", str(folder), *against)
 
 
+PERF_ARGS = ["pytest", "tests/test_speed.py", "--benchmark-enable", "--benchmark-columns=min,median,max"]
+
+
+def _all_cores_env() -> dict:
+    """One XLA host device per core, as the harness uses (set before JAX starts)."""
+    return {"XLA_FLAGS": f"--xla_force_host_platform_device_count={os.cpu_count()}"}
+
+
 @nox.session(default=False)
 def perf(session: nox.Session) -> None:
-    """Speed benchmarks with pytest-benchmark, timed (never pass/fail on time)."""
+    """Speed benchmarks (pytest-benchmark), timed and saved under .benchmarks/; never pass/fail on time."""
     session.install("-e", ".[test,bench]")
-    session.run("pytest", "tests/test_speed.py", "--benchmark-enable", *session.posargs)
+    session.run(*PERF_ARGS, "--benchmark-autosave", *session.posargs, env=_all_cores_env())
+
+
+@nox.session(default=False)
+def perf_compare(session: nox.Session) -> None:
+    """The speed benchmarks against the last saved `nox -s perf` run: fails on a median slowdown over 20%."""
+    session.install("-e", ".[test,bench]")
+    session.run(
+        *PERF_ARGS,
+        "--benchmark-compare",
+        "--benchmark-compare-fail=median:20%",
+        *session.posargs,
+        env=_all_cores_env(),
+    )
 
 
 @nox.session

@@ -11,38 +11,29 @@ import time
 import jax
 import numpy as np
 import pytest
-from references import textbook_regression_gd, textbook_xor_backprop
 
 import gdjax
+from bench import baselines
 from bench.baselines import jitted_step
+from bench.timing import wall_times
 
-N_STEPS = 10_000
 TEXTBOOK_STEPS = 2_000
+GRIDS = [(256, 10_000), (4096, 10_000), (65_536, 1_000)]  # (learning rates, steps)
 
 
-def _textbook_ns_per_step(problem_name):
-    """Median of 3 timings of the numpy textbook loop, one learning rate."""
-    timings = []
-    for _ in range(3):
-        if problem_name == "linear_regression":
-            prob = gdjax.linear_regression()
-            start = time.perf_counter()
-            textbook_regression_gd(prob.X, prob.y, 5e-4, TEXTBOOK_STEPS)
-        else:
-            prob, params = gdjax.xor(), gdjax.xor().init(1)
-            start = time.perf_counter()
-            textbook_xor_backprop(prob.X, prob.y, params["W0"], params["W1"], 0.5, TEXTBOOK_STEPS)
-        timings.append(time.perf_counter() - start)
-    return float(np.median(timings)) / TEXTBOOK_STEPS * 1e9
+@pytest.fixture(scope="module")
+def flop_rate():
+    """The multiply-add rate of all local devices, measured once for the module."""
+    return baselines.measure_flop_rate("float32", devices=jax.devices())
 
 
-@pytest.mark.parametrize("n_lrs", [4096])
+@pytest.mark.parametrize(("n_lrs", "steps"), GRIDS)
 @pytest.mark.parametrize(
     ("make_problem", "low", "high"), [(gdjax.linear_regression, 1e-6, 6e-4), (gdjax.xor, 1e-2, 10.0)]
 )
-def test_sweep_speed(benchmark, make_problem, low, high, n_lrs):
+def test_sweep_speed(benchmark, make_problem, low, high, n_lrs, steps, flop_rate):
     prob = make_problem()
-    program = gdjax.prepare_sweep(prob, "gd", np.geomspace(low, high, n_lrs), N_STEPS)
+    program = gdjax.prepare_sweep(prob, "gd", np.geomspace(low, high, n_lrs), steps)
     start = time.perf_counter()
     compiled = program.compile()
     compile_s = time.perf_counter() - start
@@ -51,16 +42,21 @@ def test_sweep_speed(benchmark, make_problem, low, high, n_lrs):
     benchmark.pedantic(lambda: jax.block_until_ready(program.execute(compiled)), rounds=5, iterations=1)
 
     if benchmark.stats is not None:  # None under --benchmark-disable
-        ns = benchmark.stats.stats.median / (n_lrs * N_STEPS) * 1e9
-        textbook = _textbook_ns_per_step(prob.name)
+        per_lr_step = n_lrs * steps / 1e9
+        ns = benchmark.stats.stats.median / per_lr_step
+        textbook_s = wall_times(lambda: baselines.run_textbook_loop(prob, TEXTBOOK_STEPS), 3)
+        textbook_ns = float(np.median(textbook_s)) / TEXTBOOK_STEPS * 1e9
+        floor_ns = baselines.flops_per_step(prob, gdjax.OPTIMIZERS["gd"], "float32") / flop_rate * 1e9
         benchmark.extra_info.update(
             ns_per_lr_step=round(ns, 2),
-            ns_per_lr_step_min=round(benchmark.stats.stats.min / (n_lrs * N_STEPS) * 1e9, 2),
-            ns_per_lr_step_max=round(benchmark.stats.stats.max / (n_lrs * N_STEPS) * 1e9, 2),
-            textbook_ns_per_step=round(textbook, 1),
-            speedup_over_textbook=round(textbook / ns, 1),
+            ns_per_lr_step_min=round(benchmark.stats.stats.min / per_lr_step, 2),
+            ns_per_lr_step_max=round(benchmark.stats.stats.max / per_lr_step, 2),
+            textbook_ns_per_step=round(textbook_ns, 1),
+            speedup_over_textbook=round(textbook_ns / ns, 1),
+            floor_ns_per_lr_step=round(floor_ns, 2),
+            ratio_to_floor=round(ns / floor_ns, 2),
             compile_s=round(compile_s, 3),
-            device=str(jax.devices()[0]),
+            devices=len(jax.devices()),
         )
 
 
