@@ -113,9 +113,16 @@ def summary_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) ->
     return "\n".join(parts)
 
 
-def _png(figure) -> bytes:
+def _finish(figure, xlabel: str, ylabel: str, title: str) -> bytes:
+    """Log-log axes, labels and legend; the figure as PNG bytes (the figure is closed)."""
+    import matplotlib.pyplot as plt
+
+    axes = figure.axes[0]
+    axes.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel, title=title)
+    axes.legend()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(figure)
     return buffer.getvalue()
 
 
@@ -134,16 +141,12 @@ def plots(tables: SuiteTables) -> dict[str, bytes]:
             rate = curve["learning_rate"].iloc[0]
             axes.plot(curve["step"], curve["loss_mean"], label=f"{optimizer} (lr {rate:.3g})")
             axes.fill_between(curve["step"], curve["loss_min"], curve["loss_max"], alpha=0.2)
-        axes.set(
-            xscale="log",
-            yscale="log",
-            xlabel="step",
-            ylabel="loss (mean over seeds; band: min-max)",
-            title=f"{problem}: loss at each optimizer's best learning rate",
+        images[f"curves-{problem}.png"] = _finish(
+            figure,
+            "step",
+            "loss (mean over seeds; band: min-max)",
+            f"{problem}: loss at each optimizer's best learning rate",
         )
-        axes.legend()
-        images[f"curves-{problem}.png"] = _png(figure)
-        plt.close(figure)
     for problem, runs in tables.convergence.groupby("problem"):
         figure, axes = plt.subplots(figsize=(6.4, 4.2))
         for optimizer, grid in runs.groupby("optimizer"):
@@ -155,14 +158,10 @@ def plots(tables: SuiteTables) -> dict[str, bytes]:
             if len(rates):
                 top = np.nanmax(np.where(np.isfinite(runs["final_loss"]), runs["final_loss"], np.nan))
                 axes.scatter(rates, np.full(len(rates), top * 3), marker="x", color=line.get_color())
-        axes.set(
-            xscale="log",
-            yscale="log",
-            xlabel="learning rate",
-            ylabel="final loss (median over seeds)",
-            title=f"{problem}: sensitivity to the learning rate (x: a seed diverged)",
+        images[f"sensitivity-{problem}.png"] = _finish(
+            figure,
+            "learning rate",
+            "final loss (median over seeds)",
+            f"{problem}: sensitivity to the learning rate (x: a seed diverged)",
         )
-        axes.legend()
-        images[f"sensitivity-{problem}.png"] = _png(figure)
-        plt.close(figure)
     return images
