@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -319,6 +320,7 @@ class SweepProgram:
     _make_optimizer: OptimizerFactory
     _init_params: Any
     mesh: Mesh
+    chunk_size: int  # learning rates per chunk in run(); len(learning_rates) when all fit at once
 
     def _x64(self):
         """The x64 mode this sweep runs under, set for its duration only."""
@@ -378,8 +380,95 @@ class SweepProgram:
             **host,
         )
 
+    def bytes_per_run(self) -> int:
+        """Estimated device memory of one run: parameters, optimizer state, logged losses, one step's values.
+
+        The step's working set is the sum of the values in the jaxpr of the
+        loss's value and gradient on one batch: an upper bound that grows
+        with the data, while the logged losses grow with steps // log_every,
+        never with steps.
+        """
+        with self._x64():
+            params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], self.dtype), self._init_params)
+            state = jax.eval_shape(self._make_optimizer(1.0).init, params)
+            rows = self.batch_size or self.problem.n_examples
+            batch = [
+                jax.ShapeDtypeStruct((rows, *a.shape[1:]), self.dtype)
+                for a in (self.problem.X, self.problem.y)
+            ]
+            jaxpr = jax.make_jaxpr(jax.value_and_grad(self.problem.loss))(params, *batch)
+        working = sum(_nbytes(v.aval) for eqn in jaxpr.eqns for v in eqn.outvars)
+        itemsize = np.dtype(self.dtype).itemsize
+        n_logs = self.steps // self.log_every
+        return 2 * _tree_bytes(params) + _tree_bytes(state) + working + itemsize * (n_logs + 4)
+
     def run(self) -> SweepResult:
-        return self.result(self.execute())
+        """Run the sweep; a grid too large for the devices' memory runs in chunks of learning rates."""
+        n_lrs = len(self.learning_rates)
+        if self.chunk_size >= n_lrs:
+            return self.result(self.execute())
+        parts = []
+        for start in range(0, n_lrs, self.chunk_size):
+            rates = self.learning_rates[start : start + self.chunk_size]
+            padded = np.concatenate(
+                [rates, np.repeat(rates[-1:], self.chunk_size - len(rates))]
+            )  # same shape
+            part = dataclasses.replace(self, learning_rates=padded).run()
+            kept = len(rates)
+            parts.append(jax.tree.map(lambda leaf, kept=kept: leaf[:, :kept], _per_run_arrays(part)))
+        joined = jax.tree.map(lambda *leaves: np.concatenate(leaves, axis=1), *parts)
+        return dataclasses.replace(self.result(joined), learning_rates=self.learning_rates)
+
+
+def _nbytes(aval) -> int:
+    return int(np.prod(aval.shape, dtype=np.int64)) * np.dtype(aval.dtype).itemsize
+
+
+def _tree_bytes(tree) -> int:
+    return sum(_nbytes(leaf) for leaf in jax.tree.leaves(tree))
+
+
+def _per_run_arrays(result: SweepResult) -> dict:
+    return {
+        name: getattr(result, name)
+        for name in ("final_loss", "best_loss", "diverged_at", "loss_curve", "params")
+    }
+
+
+def free_memory_bytes(device) -> int:
+    """Bytes ``device`` has free: its allocator's limit less what is in use, or a share of free host RAM."""
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    host_devices = len([d for d in jax.devices(device.platform) if d.process_index == device.process_index])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") // host_devices
+
+
+# Share of a device's free memory a sweep plans to use: XLA's own buffers and
+# the host copy of the results need room too.
+MEMORY_SHARE = 0.5
+
+
+def _learning_rates_per_chunk(program: SweepProgram, memory_limit: int | None) -> int:
+    """How many learning rates (with every seed) fit in one execution; refuse when not even one does."""
+    devices = list(program.mesh.devices.flat)
+    if memory_limit is None:
+        memory_limit = min(free_memory_bytes(device) for device in devices)
+    elif isinstance(memory_limit, bool) or not isinstance(memory_limit, int | np.integer) or memory_limit < 1:
+        raise ValueError(f"memory_limit must be a positive number of bytes; got {memory_limit!r}")
+    per_run = program.bytes_per_run()
+    data = (program.problem.X.size + program.problem.y.size) * np.dtype(program.dtype).itemsize
+    budget = int(memory_limit * MEMORY_SHARE) - data
+    runs_per_device = max(budget, 0) // per_run
+    n_seeds = len(program.seeds)
+    fitting = runs_per_device * len(devices) // n_seeds
+    if fitting < 1:
+        raise ValueError(
+            f"this sweep needs {per_run:,} bytes per run, {n_seeds} runs (one per seed) at a time and "
+            f"{data:,} bytes of data per device; {memory_limit:,} bytes are available per device "
+            f"(planning on {MEMORY_SHARE:.0%}): use fewer seeds, fewer logged points or less data"
+        )
+    return min(fitting, len(program.learning_rates))
 
 
 def prepare_sweep(
@@ -394,6 +483,7 @@ def prepare_sweep(
     batch_size: int | None = None,
     init_params=None,
     devices=None,
+    memory_limit: int | None = None,
 ) -> SweepProgram:
     """Validate a sweep's arguments (before any tracing) and return its program.
 
@@ -417,9 +507,21 @@ def prepare_sweep(
         batch_size = _check_count("batch_size", batch_size, high=problem.n_examples)
     init = _stack_init(problem, seed_values, init_params)
     mesh = runs_mesh(devices)
-    return SweepProgram(
-        problem, name, rates, seed_values, steps, log_every, dtype, batch_size, make_optimizer, init, mesh
+    program = SweepProgram(
+        problem,
+        name,
+        rates,
+        seed_values,
+        steps,
+        log_every,
+        dtype,
+        batch_size,
+        make_optimizer,
+        init,
+        mesh,
+        len(rates),
     )
+    return dataclasses.replace(program, chunk_size=_learning_rates_per_chunk(program, memory_limit))
 
 
 def sweep(
@@ -434,6 +536,7 @@ def sweep(
     batch_size: int | None = None,
     init_params=None,
     devices=None,
+    memory_limit: int | None = None,
 ) -> SweepResult:
     """Run ``optimizer`` on ``problem`` for every (seed, learning rate) pair, in one compiled program.
 
@@ -456,6 +559,11 @@ def sweep(
         devices: the devices the runs are split over (any number; the
             split need not be even); default every device of JAX's default
             backend. The results are the same on one device or many.
+        memory_limit: bytes each device may use; default what it has free
+            (host devices share the machine's free memory). A grid that
+            would not fit runs in chunks of learning rates (same results);
+            one whose seeds do not fit even one learning rate at a time is
+            refused with what it needs and what there is.
 
     Returns:
         A :class:`SweepResult`.
@@ -477,4 +585,5 @@ def sweep(
         batch_size=batch_size,
         init_params=init_params,
         devices=devices,
+        memory_limit=memory_limit,
     ).run()
