@@ -326,7 +326,9 @@ class SweepProgram:
         """The x64 mode this sweep runs under, set for its duration only."""
         return jax.enable_x64(self.dtype == "float64")
 
+    @functools.cached_property
     def _arguments(self) -> tuple:
+        """The program's arguments, put on the device once (first used under ``_x64()``), not on every run."""
         as_dtype = functools.partial(jnp.asarray, dtype=self.dtype)
         keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in self.seeds])
         return (
@@ -350,7 +352,7 @@ class SweepProgram:
     def lower(self) -> jax.stages.Lowered:
         """The traced, lowered program (ahead-of-time API)."""
         with self._x64():
-            return _sweep_program.lower(*self._arguments(), **self._static())
+            return _sweep_program.lower(*self._arguments, **self._static())
 
     def compile(self) -> jax.stages.Compiled:
         """The compiled program (ahead-of-time API; JAX may reuse one compiled earlier in this process)."""
@@ -360,7 +362,7 @@ class SweepProgram:
     def execute(self, compiled: jax.stages.Compiled | None = None) -> dict:
         """Run the program (``compiled``, or the cached jit); returns device arrays."""
         with self._x64():
-            arguments = self._arguments()
+            arguments = self._arguments
             if compiled is None:
                 return _sweep_program(*arguments, **self._static())
             return compiled(*arguments)
