@@ -244,7 +244,8 @@ def test_recover_folder_puts_back_results_left_aside(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("signal_number", "delay_s"), [(signal.SIGINT, 4.0), (signal.SIGKILL, 3.0), (signal.SIGKILL, 6.0)]
+    ("signal_number", "delay_s"),
+    [(signal.SIGINT, 2.5), (signal.SIGINT, 4.0), (signal.SIGKILL, 3.0), (signal.SIGKILL, 6.0)],
 )
 def test_interrupted_run_leaves_old_or_new_results_never_a_mix(tmp_path, signal_number, delay_s):
     import jax
