@@ -26,6 +26,13 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "bench", *session.posargs)
 
 
+@nox.session(default=False)
+def devices(session: nox.Session) -> None:
+    """Compare this machine's devices and the scaling series; merges into results/devices.csv, scaling.csv."""
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "bench", "devices", *session.posargs)
+
+
 @nox.session
 def results(session: nox.Session) -> None:
     """Regenerate the quick profile and check it against the committed results/<device-tag>-quick/."""

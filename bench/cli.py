@@ -23,7 +23,18 @@ import numpy as np
 
 from bench import INTERRUPTED
 from bench.suites import PROBLEMS, build_suite
-from bench.tables import SCHEMA_VERSION, TableError, check, recover_folder, table_csv, write_folder
+from bench.tables import (
+    MACHINE_TABLES,
+    RUN_TABLES,
+    SCHEMA_VERSION,
+    TableError,
+    check,
+    read_table,
+    recover_folder,
+    replace_files,
+    table_csv,
+    write_folder,
+)
 
 DEFAULT_OUT = Path("results")
 
@@ -238,14 +249,45 @@ def run(argv: list[str]) -> int:
     meta = _metadata(argv, device, tag, profile, args.dtype, cells, tables.flop_rate, repeats)
     images = plots(tables)
     files = {
-        name: table_csv(name, getattr(tables, name.removesuffix(".csv"))).encode()
-        for name in ("timing.csv", "convergence.csv", "curves.csv", "summary.csv")
+        name: table_csv(name, getattr(tables, name.removesuffix(".csv"))).encode() for name in RUN_TABLES
     }
     files["summary.md"] = summary_markdown(tables, meta, sorted(images)).encode()
     files["metadata.json"] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
     files.update(images)
     write_folder(folder, files)
     print(f"wrote {folder}/ ({', '.join(sorted(files))})")
+    return 0
+
+
+def devices_command(argv: list[str]) -> int:
+    parser = _Parser(
+        prog="python -m bench devices",
+        description="Compare this machine's devices and how the cost scales with grid and data size; "
+        "write devices.csv, scaling.csv, devices.md and plots into --out, keeping other machines' rows.",
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: results)")
+    parser.add_argument("--repeats", type=_positive_int, help="timed repeats per sweep (default 3)")
+    parser.add_argument("--quick", action="store_true", help="small grids and data, for a smoke test")
+    args = parser.parse_args(argv)
+    _check_writable(args.out, args.out)
+    previous = {
+        name: read_table(args.out / name) if (args.out / name).exists() else None for name in MACHINE_TABLES
+    }
+
+    from bench.devices import merge, run_devices
+    from bench.report import devices_markdown, scaling_plots
+
+    machine = f"{_cpu_model()} ({os.cpu_count()} cores)"
+    measured = run_devices(machine, quick=args.quick, repeats=args.repeats or (1 if args.quick else 3))
+    devices = merge(previous["devices.csv"], measured.devices)
+    scaling = merge(previous["scaling.csv"], measured.scaling)
+    images = scaling_plots(scaling)
+    tables_now = {"devices.csv": devices, "scaling.csv": scaling}
+    files = {name: table_csv(name, frame).encode() for name, frame in tables_now.items()}
+    files["devices.md"] = devices_markdown(devices, scaling, sorted(images)).encode()
+    files.update(images)
+    replace_files(args.out, files)
+    print(f"wrote {', '.join(str(args.out / name) for name in sorted(files))}")
     return 0
 
 
@@ -272,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["check"]:
             return check_command(argv[1:])
+        if argv[:1] == ["devices"]:
+            return devices_command(argv[1:])
         return run(argv)
     except (UsageError, TableError) as error:
         print(f"bench: error: {error}", file=sys.stderr)

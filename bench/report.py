@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pandas as pd
 
+from bench.devices import SCALING_EXAMPLES_RATES
 from bench.runner import SuiteTables
 
 
@@ -163,5 +165,78 @@ def plots(tables: SuiteTables) -> dict[str, bytes]:
             "learning rate",
             "final loss (median over seeds)",
             f"{problem}: sensitivity to the learning rate (x: a seed diverged)",
+        )
+    return images
+
+
+def _device_label(row, machines: int) -> str:
+    label = f"{row.device} x{row.device_count}"
+    return f"{label} ({row.machine})" if machines > 1 else label
+
+
+def devices_markdown(devices: pd.DataFrame, scaling: pd.DataFrame, figures: list[str]) -> str:
+    """devices.md: the device comparison of every machine measured, and the scaling plots."""
+    rows = [
+        [
+            row.machine,
+            f"{row.device} x{row.device_count}",
+            row.problem,
+            row.optimizer,
+            f"{_fmt(row.ns_per_lr_step)} [{_fmt(row.ns_per_lr_step_min)}, {_fmt(row.ns_per_lr_step_max)}]",
+            _fmt(row.lr_steps_per_s),
+            _fmt(row.speedup_over_one_cpu),
+        ]
+        for row in devices.itertuples()
+    ]
+    header = ["machine", "devices", "problem", "optimizer", "ns/LR-step [min, max]", "LR-steps/s", "speedup"]
+    runs = sorted(set(devices["n_runs"]))
+    return "\n".join(
+        [
+            "# Devices compared",
+            "",
+            f"Each sweep: {', '.join(map(str, runs))} learning rates, one seed, float32; "
+            "speedup is over one CPU device of the same machine, measured in the same run "
+            "(`python -m bench devices`; tables devices.csv and scaling.csv).",
+            "",
+            _markdown_table(header, rows),
+            "",
+            *[f"![{name}]({name})" for name in figures],
+            "",
+        ]
+    )
+
+
+def scaling_plots(scaling: pd.DataFrame) -> dict[str, bytes]:
+    """scaling-learning-rates.png and scaling-examples.png: cost per LR-step against grid and data size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    machines = scaling["machine"].nunique()
+    images = {}
+    series = {  # x column, y column, one line per, x label, y label, what was run
+        "learning_rates": (
+            "n_runs", "ns_per_lr_step", "problem",
+            "learning rates in the sweep", "ns per LR-step", "plain GD, textbook problems",
+        ),
+        "examples": (
+            "n_examples", "ns_per_lr_example_step", "n_features",
+            "examples", "ns per LR-step per example", f"plain GD, regression, {SCALING_EXAMPLES_RATES} rates",
+        ),
+    }  # fmt: skip
+    for name, (x, y, line_key, xlabel, ylabel, what) in series.items():
+        rows = scaling[scaling["series"] == name]
+        if rows.empty:
+            continue
+        figure, axes = plt.subplots(figsize=(6.4, 4.2))
+        for _, line in rows.groupby(["machine", "device", "device_count", line_key]):
+            line = line.sort_values(x)
+            first = next(line.itertuples())
+            key = f"{line_key.replace('_', ' ')} {getattr(first, line_key)}"
+            label = f"{_device_label(first, machines)}, {key}"
+            axes.plot(line[x], line[y], marker=".", label=label)
+        images[f"scaling-{name.replace('_', '-')}.png"] = _finish(
+            figure, xlabel, ylabel, f"{what}: cost against {xlabel}"
         )
     return images

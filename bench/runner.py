@@ -12,7 +12,7 @@ import gdjax
 from bench import baselines
 from bench.metrics import convergence_frame, mean_curve, summarize
 from bench.suites import PROBLEMS, Cell
-from bench.timing import time_sweep, wall_times
+from bench.timing import per_lr_step_ns, time_sweep, wall_times
 
 TEXTBOOK_TIMED_STEPS = 2_000
 PYTHON_LOOP_TIMED_STEPS = 300
@@ -31,8 +31,7 @@ class SuiteTables(NamedTuple):
 def _timing_row(
     cell_problem, optimizer, implementation, n_runs, steps, run_s, compile_s, flop, flop_rate, textbook_ns
 ):
-    per_lr_step = np.asarray(run_s) / (n_runs * steps) * 1e9
-    ns = float(np.median(per_lr_step))
+    ns, fastest, slowest = per_lr_step_ns(run_s, n_runs, steps)
     floor_ns = flop / flop_rate * 1e9
     return {
         "problem": cell_problem,
@@ -42,8 +41,8 @@ def _timing_row(
         "steps": steps,
         "compile_s": compile_s,
         "ns_per_lr_step": ns,
-        "ns_per_lr_step_min": float(per_lr_step.min()),
-        "ns_per_lr_step_max": float(per_lr_step.max()),
+        "ns_per_lr_step_min": fastest,
+        "ns_per_lr_step_max": slowest,
         "lr_steps_per_s": 1e9 / ns,
         "flop_per_lr_step": flop,
         "floor_ns_per_lr_step": floor_ns,

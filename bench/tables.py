@@ -75,11 +75,58 @@ SCHEMA: dict[str, dict[str, str]] = {
         "predicted_stability_limit": "plain GD on regression: 2 / lambda_max(X.T X / m)",
     },
 }
+# The tables of one run's results folder (python -m bench).
+RUN_TABLES = tuple(SCHEMA)
+_DEVICE_COLUMNS = {
+    "machine": "the machine measured: CPU model and core count",
+    "device": "device tag: cpu, or platform and kind (e.g. gpu-nvidia-h200)",
+    "device_count": "devices of that kind the sweep was split over",
+}
+_SPEED_COLUMNS = {
+    "n_runs": "learning rates timed together (one seed)",
+    "steps": "steps per run in the timed call",
+    "compile_s": "ahead-of-time compile time in seconds",
+    "ns_per_lr_step": "median over repeats of wall time / (n_runs x steps), in ns",
+    "ns_per_lr_step_min": "fastest repeat, same unit",
+    "ns_per_lr_step_max": "slowest repeat, same unit",
+    "lr_steps_per_s": "1e9 / ns_per_lr_step",
+}
+SCHEMA["devices.csv"] = {
+    **_DEVICE_COLUMNS,
+    "problem": "problem name",
+    "optimizer": "optimizer name",
+    **_SPEED_COLUMNS,
+    "speedup_over_one_cpu": "ns_per_lr_step of one CPU device on this machine / this row's",
+}
+SCHEMA["scaling.csv"] = {
+    **_DEVICE_COLUMNS,
+    "series": "learning_rates (grid size varies) or examples (data size varies)",
+    "problem": "problem name (examples series: Gaussian features plus a bias column)",
+    "optimizer": "optimizer name",
+    "n_examples": "examples in the data",
+    "n_features": "columns of X (bias included) or inputs of the network",
+    **_SPEED_COLUMNS,
+    "ns_per_lr_example_step": "ns_per_lr_step / n_examples",
+}
+# Tables that gather the rows of many machines (python -m bench devices);
+# the others describe one run and live in its results folder.
+MACHINE_TABLES = ("devices.csv", "scaling.csv")
 SORT_KEYS = {
     "timing.csv": ["problem", "optimizer", "implementation"],
     "convergence.csv": ["problem", "optimizer", "learning_rate", "seed"],
     "curves.csv": ["problem", "optimizer", "step"],
     "summary.csv": ["problem", "optimizer"],
+    "devices.csv": ["machine", "problem", "optimizer", "device", "device_count"],
+    "scaling.csv": [
+        "machine",
+        "series",
+        "problem",
+        "device",
+        "device_count",
+        "n_features",
+        "n_examples",
+        "n_runs",
+    ],
 }
 INTEGER_COLUMNS = {
     "n_runs",
@@ -91,8 +138,11 @@ INTEGER_COLUMNS = {
     "steps_to_target",
     "n_seeds",
     "diverged_runs",
+    "device_count",
+    "n_examples",
+    "n_features",
 }
-TEXT_COLUMNS = {"problem", "optimizer", "implementation", "dtype"}
+TEXT_COLUMNS = {"problem", "optimizer", "implementation", "dtype", "machine", "device", "series"}
 BOOL_COLUMNS = {"settled"}
 TIMING_DIGITS, VALUE_DIGITS = 4, 7
 
@@ -105,7 +155,7 @@ def table_csv(name: str, frame: pd.DataFrame) -> str:
     """The CSV text of a table: schema column order, sorted rows, values rounded to what is meaningful."""
     columns = list(SCHEMA[name])
     frame = frame[columns].sort_values(SORT_KEYS[name], kind="stable").reset_index(drop=True)
-    digits = TIMING_DIGITS if name == "timing.csv" else VALUE_DIGITS
+    digits = TIMING_DIGITS if name in ("timing.csv", *MACHINE_TABLES) else VALUE_DIGITS
     for column in columns:
         if column not in INTEGER_COLUMNS | TEXT_COLUMNS | BOOL_COLUMNS:
             frame[column] = frame[column].map(lambda v: f"{v:.{digits}g}")
@@ -182,6 +232,31 @@ def write_folder(out_dir: Path, files: dict[str, bytes]) -> None:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def replace_files(out_dir: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` into ``out_dir`` (other files there are left alone), each replaced whole.
+
+    Every file is written beside its target first; only when all are written
+    are they renamed over the old ones, so a failure while writing leaves
+    every old file as it was.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {}
+    try:
+        for name, content in files.items():
+            handle, temporary = tempfile.mkstemp(prefix=f".{name}.new-", dir=out_dir)
+            written[name] = Path(temporary)
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(content)
+                stream.flush()
+                os.fsync(stream.fileno())
+        for name, temporary in written.items():
+            temporary.replace(out_dir / name)
+    finally:
+        for temporary in written.values():
+            temporary.unlink(missing_ok=True)
 
 
 def recover_folder(out_dir: Path) -> None:
@@ -278,7 +353,7 @@ def check(new_dir: Path, reference_dir: Path) -> list[str]:
         raise TableError(
             f"{new_dir}: schema version {new_meta['schema_version']}, this harness reads {SCHEMA_VERSION}"
         )
-    for name in SCHEMA:
+    for name in RUN_TABLES:
         read_table(Path(new_dir) / name)
         read_table(Path(reference_dir) / name)
     return compare_convergence(

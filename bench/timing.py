@@ -33,6 +33,12 @@ def wall_times(fn, repeats: int) -> list[float]:
     return times
 
 
+def per_lr_step_ns(run_s, n_runs: int, steps: int) -> tuple[float, float, float]:
+    """Median, fastest and slowest of the repeats ``run_s`` (seconds) as ns per LR-step."""
+    per_lr_step = np.asarray(run_s) / (n_runs * steps) * 1e9
+    return float(np.median(per_lr_step)), float(per_lr_step.min()), float(per_lr_step.max())
+
+
 def time_sweep(program: gdjax.SweepProgram, repeats: int) -> tuple[SweepTiming, gdjax.SweepResult]:
     """Compile ``program`` ahead of time, then time ``repeats`` runs after a warm-up.
 

@@ -43,9 +43,9 @@ def small_results(tmp_path_factory):
 
 def test_small_run_writes_every_table_plot_and_metadata(small_results):
     names = {path.name for path in small_results.iterdir()}
-    assert set(tables.SCHEMA) <= names
+    assert set(tables.RUN_TABLES) <= names
     assert {"summary.md", "metadata.json", "curves-xor.png", "sensitivity-linear_regression.png"} <= names
-    for name in tables.SCHEMA:
+    for name in tables.RUN_TABLES:
         frame = tables.read_table(small_results / name)
         assert list(frame.columns) == list(tables.SCHEMA[name])
     convergence = tables.read_table(small_results / "convergence.csv")
@@ -271,7 +271,7 @@ def test_interrupted_run_leaves_old_or_new_results_never_a_mix(tmp_path, signal_
             assert b"interrupted; results left as they were" in err
             assert b"Traceback" not in err
     else:  # the run finished before the signal: complete new results
-        assert set(tables.SCHEMA) | {"metadata.json", "summary.md"} <= names
+        assert set(tables.RUN_TABLES) | {"metadata.json", "summary.md"} <= names
         assert tables.check(folder, folder) == []
     assert sorted(path.name for path in tmp_path.iterdir()) == [folder.name]
 
