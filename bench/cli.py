@@ -11,7 +11,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import shlex
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import INTERRUPTED
+from bench.devices import device_tag
 from bench.suites import PROBLEMS, build_suite
 from bench.tables import (
     MACHINE_TABLES,
@@ -138,12 +138,6 @@ def _device(platform_name: str | None):
         raise UsageError(
             f"device {platform_name!r} is not available; available: {', '.join(available)}"
         ) from None
-
-
-def device_tag(device) -> str:
-    """A folder name for the device: 'cpu', or the platform and kind, e.g. 'gpu-nvidia-h200'."""
-    kind = re.sub(r"[^a-z0-9]+", "-", device.device_kind.lower()).strip("-")
-    return device.platform if kind in ("", device.platform) else f"{device.platform}-{kind}"
 
 
 def _check_writable(out: Path, folder: Path) -> None:
@@ -284,7 +278,7 @@ def devices_command(argv: list[str]) -> int:
     images = scaling_plots(scaling)
     tables_now = {"devices.csv": devices, "scaling.csv": scaling}
     files = {name: table_csv(name, frame).encode() for name, frame in tables_now.items()}
-    files["devices.md"] = devices_markdown(devices, scaling, sorted(images)).encode()
+    files["devices.md"] = devices_markdown(devices, sorted(images)).encode()
     files.update(images)
     replace_files(args.out, files)
     print(f"wrote {', '.join(str(args.out / name) for name in sorted(files))}")

@@ -9,6 +9,7 @@ Rows from other machines already in the tables are kept (see :func:`merge`).
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 import jax
@@ -56,6 +57,12 @@ def device_groups() -> list[list]:
     return groups
 
 
+def device_tag(device) -> str:
+    """A folder name for the device: 'cpu', or the platform and kind, e.g. 'gpu-nvidia-h200'."""
+    kind = re.sub(r"[^a-z0-9]+", "-", device.device_kind.lower()).strip("-")
+    return device.platform if kind in ("", device.platform) else f"{device.platform}-{kind}"
+
+
 def _steps_for(work_per_step: int, budget: int) -> int:
     return int(np.clip(budget // work_per_step, MIN_STEPS, MAX_STEPS))
 
@@ -88,8 +95,6 @@ def _gd_rates(problem_name: str, count: int) -> np.ndarray:
 
 
 def _group_columns(machine: str, devices: list) -> dict:
-    from bench.cli import device_tag
-
     return {"machine": machine, "device": device_tag(devices[0]), "device_count": len(devices)}
 
 

@@ -174,12 +174,12 @@ def _device_label(row, machines: int) -> str:
     return f"{label} ({row.machine})" if machines > 1 else label
 
 
-def devices_markdown(devices: pd.DataFrame, scaling: pd.DataFrame, figures: list[str]) -> str:
+def devices_markdown(devices: pd.DataFrame, figures: list[str]) -> str:
     """devices.md: the device comparison of every machine measured, and the scaling plots."""
     rows = [
         [
             row.machine,
-            f"{row.device} x{row.device_count}",
+            _device_label(row, machines=1),
             row.problem,
             row.optimizer,
             f"{_fmt(row.ns_per_lr_step)} [{_fmt(row.ns_per_lr_step_min)}, {_fmt(row.ns_per_lr_step_max)}]",
