@@ -12,9 +12,11 @@ import json
 import os
 import platform
 import shlex
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from importlib import metadata as package_metadata
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from bench.tables import (
 )
 
 DEFAULT_OUT = Path("results")
+JOIN_TIMEOUT_S = 300  # seconds a process waits for the others to join (JAX's default too)
 
 
 class UsageError(Exception):
@@ -123,16 +126,76 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick", action="store_true", help="small profile for CI, every problem and optimizer"
     )
+    several = parser.add_argument_group(
+        "several processes (jax.distributed): start the same command once per process; "
+        "the runs are split over every process's devices and process 0 writes the results"
+    )
+    several.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    several.add_argument("--num-processes", type=_positive_int, metavar="N")
+    several.add_argument("--process-id", type=int, metavar="I", help="0 .. N-1")
     return parser
 
 
+def _join_processes(args) -> None:
+    """Join the run of several processes that --coordinator, --num-processes and --process-id describe."""
+    given = [args.coordinator, args.num_processes, args.process_id]
+    if all(value is None for value in given):
+        return
+    if any(value is None for value in given):
+        raise UsageError("--coordinator, --num-processes and --process-id go together; give all three")
+    if not 0 <= args.process_id < args.num_processes:
+        raise UsageError(f"--process-id must be in 0 .. {args.num_processes - 1}; got {args.process_id}")
+    host, port = _coordinator_address(args.coordinator)
+    # JAX's runtime ends the process (SIGABRT, a C++ stack trace) when it cannot
+    # join; check what can be checked first, so that the common mistakes get one line.
+    if args.process_id == 0:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("", port))
+            except OSError as error:
+                reason = error.strerror
+                raise UsageError(f"--coordinator port {port} cannot be used here ({reason})") from None
+    else:
+        _wait_for_coordinator(host, port)
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices of several processes
+    jax.distributed.initialize(
+        args.coordinator, args.num_processes, args.process_id, initialization_timeout=JOIN_TIMEOUT_S
+    )
+
+
+def _coordinator_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--coordinator must be HOST:PORT with a port in 1..65535; got {text!r}")
+    return host, int(port)
+
+
+def _wait_for_coordinator(host: str, port: int) -> None:
+    """Wait until process 0's coordinator accepts connections, at most JOIN_TIMEOUT_S seconds."""
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=5):
+                return
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise UsageError(
+                    f"no coordinator answered at {host}:{port} in {JOIN_TIMEOUT_S} s ({error}); "
+                    "start process 0 with the same --coordinator"
+                ) from None
+            time.sleep(0.5)
+
+
 def _device(platform_name: str | None):
+    """This process's first device of ``platform_name`` (default: JAX's default backend)."""
     import jax
 
     if platform_name is None:
-        return jax.devices()[0]
+        return jax.local_devices()[0]
     try:
-        return jax.devices(platform_name)[0]
+        return jax.local_devices(backend=platform_name)[0]
     except RuntimeError:
         available = sorted({device.platform for device in jax.devices()} | {"cpu"})
         raise UsageError(
@@ -197,6 +260,7 @@ def _metadata(argv, device, tag, profile, dtype, cells, flop_rate, repeats) -> d
         "device_kind": device.device_kind,
         "platform": device.platform,
         "device_count": len(jax.devices(device.platform)),
+        "process_count": jax.process_count(),
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "versions": versions,
@@ -214,6 +278,10 @@ def _metadata(argv, device, tag, profile, dtype, cells, flop_rate, repeats) -> d
 
 def run(argv: list[str]) -> int:
     args = _run_parser().parse_args(argv)
+    writes = not args.process_id  # None (one process) or 0
+    if writes:  # before joining, so that a bad --out stops every process at once
+        _check_writable(args.out, args.out)
+    _join_processes(args)
     device = _device(args.device)
     custom = any(value is not None for value in (args.lrs, args.seeds, args.steps)) or (
         args.problems != list(PROBLEMS) or len(args.optimizers) != 4
@@ -221,8 +289,9 @@ def run(argv: list[str]) -> int:
     profile = "custom" if custom else "quick" if args.quick else "default"
     tag = device_tag(device)
     folder = args.out / (tag if profile == "default" else f"{tag}-{profile}")
-    _check_writable(args.out, folder)
-    recover_folder(folder)
+    if writes:
+        _check_writable(args.out, folder)
+        recover_folder(folder)
     cells = build_suite(
         args.problems,
         args.optimizers,
@@ -241,6 +310,9 @@ def run(argv: list[str]) -> int:
     with jax.default_device(device):
         tables = run_suite(cells, dtype=args.dtype, repeats=repeats, devices=jax.devices(device.platform))
     meta = _metadata(argv, device, tag, profile, args.dtype, cells, tables.flop_rate, repeats)
+    if not writes:
+        print(f"process {args.process_id}: done; process 0 writes {folder}/")
+        return 0
     images = plots(tables)
     files = {
         name: table_csv(name, getattr(tables, name.removesuffix(".csv"))).encode() for name in RUN_TABLES

@@ -25,7 +25,8 @@ def convergence_frame(result: gdjax.SweepResult, problem: gdjax.Problem) -> pd.D
     """One row per run: losses, steps to target, divergence, distance to the optimum, settled."""
     if problem.name == "linear_regression":
         optimum = least_squares(problem)[0]
-        distance = np.linalg.norm(result.params - optimum, axis=-1)
+        with np.errstate(over="ignore"):  # a blown-up run is infinitely far, which is what it is
+            distance = np.linalg.norm(result.params - optimum, axis=-1)
     else:
         distance = np.full(result.final_loss.shape, np.nan)
     settled = np.isfinite(result.final_loss) & (result.final_loss <= result.best_loss * SETTLED_FACTOR)

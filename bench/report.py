@@ -128,6 +128,11 @@ def _finish(figure, xlabel: str, ylabel: str, title: str) -> bytes:
     return buffer.getvalue()
 
 
+# A final loss above this is drawn as diverged (x): in float64 a run can blow up to
+# 1e300 and stay finite, beyond what a log axis can draw.
+BLOWN_UP_LOSS = 1e30
+
+
 def plots(tables: SuiteTables) -> dict[str, bytes]:
     """curves-<problem>.png (loss against step at each optimizer's best rate) and
     sensitivity-<problem>.png (final loss against learning rate)."""
@@ -154,12 +159,13 @@ def plots(tables: SuiteTables) -> dict[str, bytes]:
         for optimizer, grid in runs.groupby("optimizer"):
             by_rate = grid.groupby("learning_rate")
             median = by_rate["final_loss"].median()
-            line = axes.plot(median.index, median.where(np.isfinite(median)), marker=".", label=optimizer)[0]
-            diverged = by_rate["diverged_at"].apply(lambda d: bool((d >= 0).any()))
+            shown = median.where(median <= BLOWN_UP_LOSS)
+            line = axes.plot(median.index, shown, marker=".", label=optimizer)[0]
+            diverged = by_rate["diverged_at"].apply(lambda d: bool((d >= 0).any())) | shown.isna()
             rates = diverged[diverged].index
             if len(rates):
-                top = np.nanmax(np.where(np.isfinite(runs["final_loss"]), runs["final_loss"], np.nan))
-                axes.scatter(rates, np.full(len(rates), top * 3), marker="x", color=line.get_color())
+                kept = runs["final_loss"].where(runs["final_loss"] <= BLOWN_UP_LOSS)
+                axes.scatter(rates, np.full(len(rates), kept.max() * 3), marker="x", color=line.get_color())
         images[f"sensitivity-{problem}.png"] = _finish(
             figure,
             "learning rate",

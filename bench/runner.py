@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
@@ -54,7 +55,15 @@ def _timing_row(
 def run_suite(
     cells: list[Cell], *, dtype: str, repeats: int, devices=None, progress: bool = True
 ) -> SuiteTables:
-    """Run every cell, its runs split over ``devices`` (default: the default backend's); return the tables."""
+    """Run every cell, its runs split over ``devices`` (default: the default backend's); return the tables.
+
+    The baselines and the floor run in ``dtype`` too (float64 under x64 mode, for this call only).
+    """
+    with jax.enable_x64(dtype == "float64"):
+        return _run_cells(cells, dtype=dtype, repeats=repeats, devices=devices, progress=progress)
+
+
+def _run_cells(cells, *, dtype, repeats, devices, progress) -> SuiteTables:
     bar = tqdm(total=len(cells) + 1, desc="floor", unit="sweep", disable=not progress, leave=False)
     flop_rate = baselines.measure_flop_rate(dtype, devices=devices)
     bar.update()

@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
-from jax.sharding import Mesh, PartitionSpec
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gdjax.optimizers import DEFAULT_BATCH_SIZE, OptimizerFactory, resolve_optimizer
 from gdjax.problems import Problem
@@ -331,13 +332,19 @@ class SweepProgram:
         """The program's arguments, put on the device once (first used under ``_x64()``), not on every run."""
         as_dtype = functools.partial(jnp.asarray, dtype=self.dtype)
         keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in self.seeds])
-        return (
+        arguments = (
             as_dtype(self.learning_rates),
             jax.tree.map(as_dtype, self._init_params),
             keys,
             as_dtype(self.problem.X),
             as_dtype(self.problem.y),
         )
+        if not _spans_processes(self.mesh):
+            return arguments
+        # Several processes (jax.distributed): each holds the same host values;
+        # the program takes them as global arrays, whole on every device.
+        whole = NamedSharding(self.mesh, PartitionSpec())
+        return jax.tree.map(lambda a: jax.make_array_from_process_local_data(whole, np.asarray(a)), arguments)
 
     def _static(self) -> dict:
         return {
@@ -368,8 +375,9 @@ class SweepProgram:
             return compiled(*arguments)
 
     def result(self, outputs: dict) -> SweepResult:
-        """Copy device outputs to host numpy arrays and wrap them."""
-        host = jax.tree.map(np.asarray, outputs)
+        """Copy device outputs to host numpy arrays and wrap them (every process gets every run)."""
+        with self._x64():
+            host = jax.tree.map(_to_host, outputs)
         return SweepResult(
             problem=self.problem.name,
             optimizer=self.optimizer,
@@ -422,6 +430,18 @@ class SweepProgram:
         return dataclasses.replace(self.result(joined), learning_rates=self.learning_rates)
 
 
+def _spans_processes(mesh: Mesh) -> bool:
+    """Whether ``mesh`` has devices of other processes (a ``jax.distributed`` run)."""
+    return any(device.process_index != jax.process_index() for device in mesh.devices.flat)
+
+
+def _to_host(leaf) -> np.ndarray:
+    """A numpy copy of ``leaf``; one spread over several processes is gathered from all of them."""
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+        return multihost_utils.process_allgather(leaf, tiled=True)
+    return np.asarray(leaf)
+
+
 def _nbytes(aval) -> int:
     return int(np.prod(aval.shape, dtype=np.int64)) * np.dtype(aval.dtype).itemsize
 
@@ -455,7 +475,10 @@ def _learning_rates_per_chunk(program: SweepProgram, memory_limit: int | None) -
     """How many learning rates (with every seed) fit in one execution; refuse when not even one does."""
     devices = list(program.mesh.devices.flat)
     if memory_limit is None:
-        memory_limit = min(free_memory_bytes(device) for device in devices)
+        memory_limit = min(free_memory_bytes(device) for device in program.mesh.local_devices)
+        if _spans_processes(program.mesh):  # every process must cut the same chunks: plan for the tightest
+            with jax.enable_x64(True):  # bytes overflow int32
+                memory_limit = int(np.min(multihost_utils.process_allgather(np.int64(memory_limit))))
     elif isinstance(memory_limit, bool) or not isinstance(memory_limit, int | np.integer) or memory_limit < 1:
         raise ValueError(f"memory_limit must be a positive number of bytes; got {memory_limit!r}")
     per_run = program.bytes_per_run()
