@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pandas as pd
 from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
 
@@ -51,6 +52,27 @@ def textbook_xor_backprop(X, y, W0, W1, alpha, steps):
     return W0, W1, sigmoid(sigmoid(X @ W0) @ W1)
 
 
+def rosenbrock_gradient(x):
+    """The Rosenbrock function's gradient, by hand."""
+    return np.array([-2 * (1 - x[0]) - 400 * x[0] * (x[1] - x[0] ** 2), 200 * (x[1] - x[0] ** 2)])
+
+
+def tutorial_gradient_descent(gradient, start, learn_rate, n_iter, tolerance=None):
+    """The tutorial loop ``gradient_descent(gradient, start, learn_rate, n_iter)``, with the classic stop.
+
+    Returns the final vector and the step at which ``||x_t - x_{t-1}|| < tolerance``
+    first held (-1 if never, or without a tolerance). Unlike the tutorial it
+    does not stop there, so the final vector is after ``n_iter`` steps, as in a sweep.
+    """
+    vector, stopped_at = np.array(start, dtype=float), -1
+    for t in range(1, n_iter + 1):
+        diff = -learn_rate * gradient(vector)
+        if tolerance is not None and stopped_at < 0 and np.linalg.norm(diff) < tolerance:
+            stopped_at = t
+        vector = vector + diff
+    return vector, stopped_at
+
+
 def run_textbook_loop(problem: gdjax.Problem, steps: int) -> None:
     """Run the problem's textbook numpy loop for ``steps`` steps at its classic learning rate."""
     if problem.name == "linear_regression":
@@ -58,6 +80,8 @@ def run_textbook_loop(problem: gdjax.Problem, steps: int) -> None:
     elif problem.name == "xor":
         start = problem.init(1)
         textbook_xor_backprop(problem.X, problem.y, start["W0"], start["W1"], 0.5, steps)
+    elif problem.name == "rosenbrock":
+        tutorial_gradient_descent(rosenbrock_gradient, problem.init(0), 1e-3, steps)
     else:
         raise ValueError(f"no textbook loop for problem {problem.name!r}")
 
@@ -125,3 +149,81 @@ def measure_flop_rate(
         seconds = min(wall_times(lambda: jax.block_until_ready(compiled(x, a, b)), repeats))  # noqa: B023
         best = max(best, 2 * size * mesh.size * iterations / seconds)
     return best
+
+
+# gdjax's SGD beside scikit-learn's: learning rates of the one sweep gdjax runs.
+SKLEARN_SGD_RATES = np.geomspace(1e-4, 1.0, 17)
+
+
+def standardized_regression(problem: gdjax.Problem) -> gdjax.Problem:
+    """The regression with its features (every column but the bias, column 0) standardised, as
+    scikit-learn recommends for SGD; the bias column stays."""
+    features = problem.X[:, 1:]
+    scaled = (features - features.mean(axis=0)) / features.std(axis=0)
+    return gdjax.linear_regression(X=np.column_stack([problem.X[:, 0], scaled]), y=problem.y)
+
+
+def sklearn_comparison(
+    problem: gdjax.Problem, *, repeats: int, dtype: str, devices=None
+) -> pd.DataFrame | None:
+    """scikit-learn's LinearRegression and SGDRegressor beside gdjax's SGD on the same standardised data.
+
+    SGDRegressor runs with its defaults (no penalty, so all three minimise the
+    same cost); gdjax's SGD (one example a step, reshuffled every epoch) runs
+    as many epochs as SGDRegressor took, over SKLEARN_SGD_RATES in one sweep,
+    and its best rate is reported. Final losses are the textbook cost on the
+    standardised data. Returns None when scikit-learn is not installed.
+    """
+    try:
+        from sklearn.linear_model import LinearRegression, SGDRegressor
+    except ImportError:
+        return None
+    from bench.timing import time_sweep
+
+    data = standardized_regression(problem)
+    features, y = data.X[:, 1:], data.y
+    m = data.n_examples
+
+    def cost(prediction) -> float:
+        residual = prediction - y
+        return float(residual @ residual / (2 * m))
+
+    rows = []
+    for name, make in [
+        ("LinearRegression", LinearRegression),
+        ("SGDRegressor", lambda: SGDRegressor(penalty=None, random_state=0)),
+    ]:
+        model = make().fit(features, y)
+        seconds = wall_times(lambda make=make: make().fit(features, y), repeats)
+        epochs = getattr(model, "n_iter_", np.nan)
+        rate = model.eta0 if name == "SGDRegressor" else np.nan
+        rows.append((f"scikit-learn {name}", rate, epochs, 1, seconds, cost(model.predict(features))))
+    epochs = int(rows[-1][2])
+    program = gdjax.prepare_sweep(data, "sgd", SKLEARN_SGD_RATES, epochs * m, dtype=dtype, devices=devices)
+    timing, result = time_sweep(program, repeats)
+    best = int(np.nanargmin(np.where(np.isfinite(result.final_loss[0]), result.final_loss[0], np.nan)))
+    rows.append(
+        (
+            "gdjax.sweep sgd",
+            SKLEARN_SGD_RATES[best],
+            epochs,
+            len(SKLEARN_SGD_RATES),
+            timing.run_s,
+            float(result.final_loss[0, best]),
+        )
+    )
+    optimum = rows[0][-1]
+    return pd.DataFrame(
+        [
+            {
+                "implementation": implementation,
+                "learning_rate": rate,
+                "epochs": epochs,
+                "runs": runs,
+                "seconds": float(np.median(seconds)),
+                "final_loss": loss,
+                "loss_ratio_to_least_squares": loss / optimum,
+            }
+            for implementation, rate, epochs, runs, seconds, loss in rows
+        ]
+    )

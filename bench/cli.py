@@ -304,19 +304,24 @@ def run(argv: list[str]) -> int:
 
     import jax
 
-    from bench.report import plots, summary_markdown
+    from bench.lessons import run_lessons
+    from bench.report import lesson_plots, plots, summary_markdown
     from bench.runner import run_suite
 
     with jax.default_device(device):
         tables = run_suite(cells, dtype=args.dtype, repeats=repeats, devices=jax.devices(device.platform))
+        steps = {cell.problem: cell.steps for cell in cells}
+        lessons = run_lessons(tables.summary, steps, dtype=args.dtype, devices=jax.devices(device.platform))
     meta = _metadata(argv, device, tag, profile, args.dtype, cells, tables.flop_rate, repeats)
     if not writes:
         print(f"process {args.process_id}: done; process 0 writes {folder}/")
         return 0
-    images = plots(tables)
+    images = {**plots(tables), **lesson_plots(lessons)}
     files = {
         name: table_csv(name, getattr(tables, name.removesuffix(".csv"))).encode() for name in RUN_TABLES
     }
+    if tables.sklearn is not None:
+        files["sklearn.csv"] = table_csv("sklearn.csv", tables.sklearn).encode()
     files["summary.md"] = summary_markdown(tables, meta, sorted(images)).encode()
     files["metadata.json"] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
     files.update(images)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 import gdjax
-from bench.suites import least_squares, stability_limit, target_loss
+from bench.suites import optimum, stability_limit, target_loss
 
 # A run has settled when it ends within this factor of the best loss it saw;
 # Adam on the regression does not (its steps stay about lr in size), and
@@ -23,10 +23,10 @@ def steps_to_target(result: gdjax.SweepResult, target: float) -> np.ndarray:
 
 def convergence_frame(result: gdjax.SweepResult, problem: gdjax.Problem) -> pd.DataFrame:
     """One row per run: losses, steps to target, divergence, distance to the optimum, settled."""
-    if problem.name == "linear_regression":
-        optimum = least_squares(problem)[0]
+    known = optimum(problem)
+    if known is not None:
         with np.errstate(over="ignore"):  # a blown-up run is infinitely far, which is what it is
-            distance = np.linalg.norm(result.params - optimum, axis=-1)
+            distance = np.linalg.norm(result.params - known, axis=-1)
     else:
         distance = np.full(result.final_loss.shape, np.nan)
     settled = np.isfinite(result.final_loss) & (result.final_loss <= result.best_loss * SETTLED_FACTOR)

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 
 from bench.devices import SCALING_EXAMPLES_RATES
+from bench.lessons import COST_LESSON_RATES, Lessons, fitted_line
 from bench.runner import SuiteTables
+from bench.suites import least_squares
 
 
 def _fmt(value, digits=3) -> str:
@@ -87,7 +89,7 @@ def summary_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) ->
         ),
         "",
         "Targets: regression within 1% of the least-squares cost; XOR loss ≤ 0.01 (all four outputs on "
-        "the right side of 0.5).",
+        "the right side of 0.5); Rosenbrock loss ≤ 1e-9 (within about 7e-5 of (1, 1)).",
         "",
         *stability,
         "",
@@ -107,6 +109,7 @@ def summary_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) ->
             timing_rows,
         ),
         "",
+        *_sklearn_section(tables.sklearn),
         "## Plots",
         "",
         *[f"![{name}]({name})" for name in figures],
@@ -115,12 +118,32 @@ def summary_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) ->
     return "\n".join(parts)
 
 
-def _finish(figure, xlabel: str, ylabel: str, title: str) -> bytes:
-    """Log-log axes, labels and legend; the figure as PNG bytes (the figure is closed)."""
+def _sklearn_section(sklearn: pd.DataFrame | None) -> list[str]:
+    heading = ["## scikit-learn beside gdjax (regression, feature standardised)", ""]
+    if sklearn is None:
+        return [*heading, "Skipped: scikit-learn is not installed (or the regression was not run).", ""]
+    rows = [
+        [
+            row.implementation,
+            _fmt(row.learning_rate),
+            _fmt(float(row.epochs)),
+            str(row.runs),
+            _fmt(row.seconds),
+            _fmt(row.final_loss, 7),
+            _fmt(row.loss_ratio_to_least_squares, 6),
+        ]
+        for row in sklearn.itertuples()
+    ]
+    header = ["implementation", "lr", "epochs", "runs", "seconds", "final loss", "/ least squares"]
+    return [*heading, _markdown_table(header, rows), ""]
+
+
+def _finish(figure, xlabel: str, ylabel: str, title: str, scales=("log", "log")) -> bytes:
+    """Axes scales (default log-log), labels and legend; the figure as PNG bytes (the figure is closed)."""
     import matplotlib.pyplot as plt
 
     axes = figure.axes[0]
-    axes.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel, title=title)
+    axes.set(xscale=scales[0], yscale=scales[1], xlabel=xlabel, ylabel=ylabel, title=title)
     axes.legend()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
@@ -246,3 +269,92 @@ def scaling_plots(scaling: pd.DataFrame) -> dict[str, bytes]:
             figure, xlabel, ylabel, f"{what}: cost against {xlabel}"
         )
     return images
+
+
+def lesson_plots(lessons: Lessons) -> dict[str, bytes]:
+    """fit-linear_regression.png (data, fitted lines, least squares), paths-<problem>.png (loss
+    contours with each optimizer's path) and cost-linear_regression.png (GD's cost at three rates)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = {}
+    regression = lessons.problems.get("linear_regression")
+    fits = {opt: res for (name, opt), res in lessons.paths.items() if name == "linear_regression"}
+    if regression is not None and fits:
+        figure, axes = plt.subplots(figsize=(6.4, 4.6))
+        x = regression.X[:, 1]
+        axes.scatter(x, regression.y, s=8, color="0.6", label="data")
+        for optimizer, res in sorted(fits.items()):
+            theta = res.params[0, 0]
+            rate = res.learning_rates[0]
+            axes.plot(x, regression.X @ theta, label=f"{optimizer} (lr {rate:.3g}): {fitted_line(theta)}")
+        exact = least_squares(regression)[0]
+        axes.plot(x, regression.X @ exact, "k--", label=f"least squares: {fitted_line(exact)}")
+        images["fit-linear_regression.png"] = _finish(
+            figure, "x", "y", "regression: each optimizer's fit at its best rate", scales=("linear", "linear")
+        )
+    for name, known in lessons.optima.items():
+        images[f"paths-{name}.png"] = _paths_plot(lessons, name, known)
+    if lessons.cost is not None:
+        figure, axes = plt.subplots(figsize=(6.4, 4.2))
+        steps = (np.arange(lessons.cost.loss_curve.shape[-1]) + 1) * lessons.cost.log_every
+        for column, label in enumerate(COST_LESSON_RATES):
+            curve = lessons.cost.loss_curve[0, column]
+            shown = np.where(curve <= BLOWN_UP_LOSS, curve, np.nan)
+            axes.plot(steps, shown, label=f"lr {lessons.cost.learning_rates[column]:.3g}: {label}")
+        stayed = lessons.cost.diverged_at[0] < 0
+        if stayed.any():  # the diverging run leaves through the top
+            kept = lessons.cost.loss_curve[0, stayed]
+            axes.set_yscale("log")
+            axes.set_ylim(0.5 * kept.min(), 1e3 * kept[:, 0].max())
+        images["cost-linear_regression.png"] = _finish(
+            figure, "step", "cost J", "plain GD on the regression: track the cost to tune the rate"
+        )
+    return images
+
+
+def _paths_plot(lessons: Lessons, name: str, known) -> bytes:
+    import jax
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    problem = lessons.problems[name]
+    paths = {opt: res for (problem_name, opt), res in lessons.paths.items() if problem_name == name}
+    start = np.asarray(problem.init(0), dtype=np.float64)
+    drawn = {
+        opt: np.vstack([start, np.asarray(res.params_curve)[0, 0].reshape(-1, 2)])
+        for opt, res in paths.items()
+    }
+    points = np.vstack([start, known, *drawn.values()])
+    points = points[np.all(np.isfinite(points), axis=1)]
+    low, high = points.min(axis=0), points.max(axis=0)
+    pad = 0.15 * np.maximum(high - low, 1e-3)
+    grid = np.meshgrid(*(np.linspace(lo - p, hi + p, 200) for lo, hi, p in zip(low, high, pad, strict=True)))
+    flat = np.stack([g.ravel() for g in grid], axis=1)
+    with jax.enable_x64(True):
+        loss = jax.vmap(lambda theta: problem.loss(theta, problem.X, problem.y))(flat)
+    loss = np.asarray(loss).reshape(grid[0].shape)
+    figure, axes = plt.subplots(figsize=(6.4, 4.8))
+    floor = max(loss.min(), 1e-12)
+    levels = np.geomspace(floor * 1.01, loss.max(), 25)
+    axes.contour(*grid, loss, levels=levels, norm=LogNorm(), cmap="Greys", linewidths=0.6)
+    for optimizer, path in sorted(drawn.items()):
+        rate = paths[optimizer].learning_rates[0]
+        axes.plot(
+            path[:, 0],
+            path[:, 1],
+            marker=".",
+            markersize=2,
+            linewidth=1,
+            label=f"{optimizer} (lr {rate:.3g})",
+        )
+    axes.plot(*start, "ko", label="start")
+    axes.plot(*known, "k*", markersize=12, label="minimum")
+    axes.set_xlim(grid[0].min(), grid[0].max())
+    axes.set_ylim(grid[1].min(), grid[1].max())
+    labels = ("bias", "slope") if name == "linear_regression" else ("x0", "x1")
+    return _finish(
+        figure, *labels, f"{name}: each optimizer's path at its best rate", scales=("linear", "linear")
+    )

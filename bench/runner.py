@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 import gdjax
 from bench import baselines
 from bench.metrics import convergence_frame, mean_curve, summarize
-from bench.suites import PROBLEMS, Cell
+from bench.suites import PROBLEMS, STOP_TOLERANCE, Cell
 from bench.timing import per_lr_step_ns, time_sweep, wall_times
 
 TEXTBOOK_TIMED_STEPS = 2_000
@@ -27,6 +27,9 @@ class SuiteTables(NamedTuple):
     curves: pd.DataFrame
     summary: pd.DataFrame
     flop_rate: float
+    sklearn: pd.DataFrame | None = (
+        None  # scikit-learn beside gdjax's SGD; None when not installed or no regression
+    )
 
 
 def _timing_row(
@@ -103,6 +106,7 @@ def _run_cells(cells, *, dtype, repeats, devices, progress) -> SuiteTables:
             log_every=cell.log_every,
             dtype=dtype,
             devices=devices,
+            tolerance=STOP_TOLERANCE,
         )
         sweep_timing, result = time_sweep(program, repeats)
         make_optimizer = gdjax.OPTIMIZERS[cell.optimizer]
@@ -150,10 +154,16 @@ def _run_cells(cells, *, dtype, repeats, devices, progress) -> SuiteTables:
         curves.append(mean_curve(result, row["best_learning_rate"]))
         bar.update()
     bar.close()
+    sklearn = None
+    if "linear_regression" in problems:
+        sklearn = baselines.sklearn_comparison(
+            problems["linear_regression"], repeats=repeats, dtype=dtype, devices=devices
+        )
     return SuiteTables(
         timing=pd.DataFrame(timing),
         convergence=pd.concat(convergence, ignore_index=True),
         curves=pd.concat(curves, ignore_index=True),
         summary=pd.DataFrame(summary),
         flop_rate=flop_rate,
+        sklearn=sklearn,
     )

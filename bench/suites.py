@@ -8,9 +8,12 @@ import numpy as np
 
 import gdjax
 
-PROBLEMS = {"linear_regression": gdjax.linear_regression, "xor": gdjax.xor}
-TEXTBOOK_STEPS = {"linear_regression": 100_000, "xor": 60_000}
-QUICK_STEPS = {"linear_regression": 3_000, "xor": 3_000}
+PROBLEMS = {"linear_regression": gdjax.linear_regression, "xor": gdjax.xor, "rosenbrock": gdjax.rosenbrock}
+TEXTBOOK_STEPS = {"linear_regression": 100_000, "xor": 60_000, "rosenbrock": 20_000}
+QUICK_STEPS = {"linear_regression": 3_000, "xor": 3_000, "rosenbrock": 3_000}
+# Every run also records where the classic stopping rule (parameter change
+# below this; the tutorial's default) would have stopped it.
+STOP_TOLERANCE = 1e-6
 
 # Log-spaced learning-rate ranges, wide enough to show where each optimizer
 # diverges (or, for Adam, whose steps are bounded by the rate, where it stops
@@ -26,6 +29,11 @@ LEARNING_RATE_RANGES = {
     ("xor", "sgd"): (1e-2, 1e3),
     ("xor", "momentum"): (1e-3, 1e2),
     ("xor", "adam"): (1e-4, 1e1),
+    # Rosenbrock has no data, so "sgd" is plain GD there (a baseline for the noise-free case).
+    ("rosenbrock", "gd"): (1e-5, 1e-2),
+    ("rosenbrock", "sgd"): (1e-5, 1e-2),
+    ("rosenbrock", "momentum"): (1e-6, 1e-2),
+    ("rosenbrock", "adam"): (1e-4, 1e0),
 }
 N_LEARNING_RATES = {"default": 32, "quick": 8}
 SEEDS = {"default": (0, 1, 2, 3, 4), "quick": (0, 1)}
@@ -36,6 +44,9 @@ LOG_EVERY = 100
 XOR_TARGET_LOSS = 0.01
 # Regression is reached within this factor of the least-squares optimum's cost.
 REGRESSION_TARGET_FACTOR = 1.01
+# Rosenbrock's minimum is 0 at (1, 1); near it the loss is about 0.2 d**2 along
+# the valley (Hessian eigenvalue 0.4), so this loss means within about 7e-5 of (1, 1).
+ROSENBROCK_TARGET_LOSS = 1e-9
 
 
 class Cell(NamedTuple):
@@ -91,7 +102,18 @@ def target_loss(problem: gdjax.Problem) -> float:
         return REGRESSION_TARGET_FACTOR * least_squares(problem)[1]
     if problem.name == "xor":
         return XOR_TARGET_LOSS
+    if problem.name == "rosenbrock":
+        return ROSENBROCK_TARGET_LOSS
     raise ValueError(f"no target for problem {problem.name!r}")
+
+
+def optimum(problem: gdjax.Problem) -> np.ndarray | None:
+    """The parameters at the problem's known minimum, or None where none is known (XOR)."""
+    if problem.name == "linear_regression":
+        return least_squares(problem)[0]
+    if problem.name == "rosenbrock":
+        return np.ones(2)
+    return None
 
 
 def stability_limit(problem: gdjax.Problem) -> float:

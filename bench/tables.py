@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Every table's columns, in order, with what each holds. README's column
 # reference is this, verbatim.
@@ -45,9 +45,10 @@ SCHEMA: dict[str, dict[str, str]] = {
         "final_loss": "loss on all data after the last step",
         "best_loss": "lowest finite loss on all data at the start, logged points and end",
         "diverged_at": "first step at which the run was seen non-finite; -1 if never",
-        "target_loss": "the problem's target: 1.01 x the least-squares cost (regression), 0.01 (XOR)",
+        "stopped_at": "first step whose parameter change was below 1e-6 (the classic stop); -1 if never",
+        "target_loss": "1.01 x the least-squares cost (regression), 0.01 (XOR), 1e-9 (Rosenbrock)",
         "steps_to_target": "first logged step whose loss reached target_loss; -1 if never",
-        "param_distance": "regression: Euclidean distance of the final parameters from lstsq's",
+        "param_distance": "Euclidean distance of the final parameters from the known optimum (not XOR)",
         "settled": "final_loss within 0.1% of best_loss (False for oscillating runs such as Adam)",
     },
     "curves.csv": {
@@ -77,6 +78,17 @@ SCHEMA: dict[str, dict[str, str]] = {
 }
 # The tables of one run's results folder (python -m bench).
 RUN_TABLES = tuple(SCHEMA)
+SCHEMA["sklearn.csv"] = {
+    "implementation": "scikit-learn LinearRegression, scikit-learn SGDRegressor, or gdjax.sweep sgd",
+    "learning_rate": "SGDRegressor's eta0 (it decays it); gdjax's best of its grid; empty for least squares",
+    "epochs": "passes over the data (SGDRegressor's n_iter_; gdjax runs as many)",
+    "runs": "fits made in one timed call (gdjax: its whole grid of learning rates)",
+    "seconds": "median wall time of one call (fit, or the compiled sweep), over repeats",
+    "final_loss": "textbook cost on the standardised data",
+    "loss_ratio_to_least_squares": "final_loss / LinearRegression's",
+}
+# Written beside them when it could be made (scikit-learn installed, the regression run).
+OPTIONAL_RUN_TABLES = ("sklearn.csv",)
 _DEVICE_COLUMNS = {
     "machine": "the machine measured: CPU model and core count",
     "device": "device tag: cpu, or platform and kind (e.g. gpu-nvidia-h200)",
@@ -113,6 +125,7 @@ SCHEMA["scaling.csv"] = {
 MACHINE_TABLES = ("devices.csv", "scaling.csv")
 SORT_KEYS = {
     "timing.csv": ["problem", "optimizer", "implementation"],
+    "sklearn.csv": ["implementation"],
     "convergence.csv": ["problem", "optimizer", "learning_rate", "seed"],
     "curves.csv": ["problem", "optimizer", "step"],
     "summary.csv": ["problem", "optimizer"],
@@ -135,12 +148,14 @@ INTEGER_COLUMNS = {
     "batch_size",
     "seed",
     "diverged_at",
+    "stopped_at",
     "steps_to_target",
     "n_seeds",
     "diverged_runs",
     "device_count",
     "n_examples",
     "n_features",
+    "runs",
 }
 TEXT_COLUMNS = {"problem", "optimizer", "implementation", "dtype", "machine", "device", "series"}
 BOOL_COLUMNS = {"settled"}
@@ -356,6 +371,9 @@ def check(new_dir: Path, reference_dir: Path) -> list[str]:
     for name in RUN_TABLES:
         read_table(Path(new_dir) / name)
         read_table(Path(reference_dir) / name)
+    for name in OPTIONAL_RUN_TABLES:
+        if (Path(new_dir) / name).exists():
+            read_table(Path(new_dir) / name)
     return compare_convergence(
         read_table(Path(new_dir) / "convergence.csv"), read_table(Path(reference_dir) / "convergence.csv")
     )

@@ -9,6 +9,7 @@ Loss conventions follow the textbook exactly (see README):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -146,3 +147,87 @@ def xor(hidden: int = 4) -> Problem:
         return {"W0": W0, "W1": W1}
 
     return Problem("xor", XOR_INPUTS.copy(), XOR_TARGETS.copy(), xor_loss, init)
+
+
+@dataclasses.dataclass(frozen=True)
+class _FunctionLoss:
+    """``f(params)`` as a problem loss (the data are ignored); equal for the same ``f``, so one compile."""
+
+    f: Callable[[Any], jax.Array]
+
+    def __call__(self, params, X, y):
+        return self.f(params)
+
+
+def function_problem(f: Callable[[Any], Any], x0, *, name: str = "function") -> Problem:
+    """Any differentiable ``f: params -> scalar``, minimised from ``x0``; JAX supplies the gradient.
+
+    The generalisation of the tutorial ``gradient_descent(gradient, start,
+    learn_rate, n_iter)``: ``sweep(function_problem(f, x0), "gd", rates,
+    steps)`` runs it for every rate at once. Every seed starts at ``x0``.
+
+    Args:
+        f: written with ``jax.numpy``, taking an array shaped like ``x0`` and
+            returning a real scalar.
+        x0: the start, real numbers of any shape (e.g. ``(-1.5, 2.0)``).
+        name: the problem's name in tables.
+
+    ``f`` is checked at ``x0`` before any sweep: a non-scalar result, a
+    function JAX cannot differentiate, or one that fails on an array of
+    ``x0``'s shape gets a ``TypeError`` or ``ValueError`` saying which.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> prob = function_problem(lambda x: jnp.sum((x - 3.0) ** 2), x0=[0.0, 0.0])
+        >>> prob.init(0)
+        array([0., 0.])
+    """
+    if not callable(f):
+        raise TypeError(f"f must be a function params -> scalar; got {type(f).__name__}")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string; got {name!r}")
+    start = _as_float_data("x0", x0)
+    if start.size == 0:
+        raise ValueError("x0 must hold at least one number; got an empty array")
+    point = jax.ShapeDtypeStruct(start.shape, jnp.float32)
+    not_traceable = (
+        "f must be written with jax.numpy, JAX traces it to differentiate it (no numpy calls or Python "
+        "conversions of its argument)"
+    )
+    try:
+        value = jax.eval_shape(f, point)
+    except jax.errors.JAXTypeError as error:
+        raise TypeError(f"{not_traceable}: {type(error).__name__}: {_first_line(error)}") from None
+    except Exception as error:  # whatever f raises on an array of x0's shape
+        raise ValueError(
+            f"f failed on an array of x0's shape {start.shape}: {type(error).__name__}: {_first_line(error)}"
+        ) from None
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape != () or not jnp.issubdtype(dtype, jnp.floating):
+        got = f"shape {shape} dtype {dtype}" if shape is not None else type(value).__name__
+        raise ValueError(f"f must return a real floating-point scalar; got {got}")
+    try:
+        jax.eval_shape(jax.grad(f), point)
+    except Exception as error:
+        raise TypeError(
+            f"f must be differentiable by jax.grad: {type(error).__name__}: {_first_line(error)}"
+        ) from None
+    return Problem(name, np.zeros((1, 0)), np.zeros(1), _FunctionLoss(f), lambda seed: start.copy())
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+ROSENBROCK_START = (-1.5, 2.0)
+
+
+def rosenbrock_function(x):
+    """The Rosenbrock function ``(1 - x0)**2 + 100 (x1 - x0**2)**2``; minimum 0 at (1, 1)."""
+    return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+
+
+def rosenbrock(x0=ROSENBROCK_START) -> Problem:
+    """The Rosenbrock valley (a = 1, b = 100) from ``x0`` (default the classic (-1.5, 2)); optimum (1, 1)."""
+    return function_problem(rosenbrock_function, x0, name="rosenbrock")

@@ -64,6 +64,18 @@ def test_small_run_writes_every_table_plot_and_metadata(small_results):
     assert "## Best learning rate per optimizer" in (small_results / "summary.md").read_text()
 
 
+def test_small_run_draws_the_lessons_and_compares_with_sklearn(small_results):
+    names = {path.name for path in small_results.iterdir()}
+    pictures = {"fit-linear_regression.png", "paths-linear_regression.png", "cost-linear_regression.png"}
+    assert pictures <= names
+    summary = (small_results / "summary.md").read_text()
+    assert all(f"![{name}]({name})" in summary for name in pictures)
+    sklearn = tables.read_table(small_results / "sklearn.csv")
+    assert list(sklearn.columns) == list(tables.SCHEMA["sklearn.csv"])
+    assert len(sklearn) == 3
+    assert "## scikit-learn beside gdjax" in summary
+
+
 def test_convergence_is_identical_across_runs_and_check_agrees(small_results, tmp_path, capsys):
     assert main([*SMALL_RUN, "--out", str(tmp_path)]) == 0
     (again,) = tmp_path.iterdir()
@@ -201,7 +213,7 @@ def test_check_refuses_other_schema_versions(small_results, tmp_path, capsys):
     meta["schema_version"] = tables.SCHEMA_VERSION + 1
     (other / "metadata.json").write_text(json.dumps(meta))
     assert main(["check", str(other), "--against", str(small_results)]) == 2
-    assert "cannot compare schema version 2" in capsys.readouterr().err
+    assert f"cannot compare schema version {tables.SCHEMA_VERSION + 1}" in capsys.readouterr().err
 
 
 def test_command_line_error_has_no_traceback(tmp_path):
