@@ -24,7 +24,7 @@ import numpy as np
 
 from bench import INTERRUPTED
 from bench.devices import device_tag
-from bench.suites import PROBLEMS, build_suite
+from bench.suites import PROBLEMS, SUITE_OPTIMIZERS, build_suite
 from bench.tables import (
     MACHINE_TABLES,
     RUN_TABLES,
@@ -62,6 +62,20 @@ def _names(kind: str, allowed):
         return names
 
     return parse
+
+
+def _optimizers(text: str) -> list[str]:
+    from gdjax.optimizers import resolve_optimizer
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"no optimizer in {text!r}")
+    for name in names:
+        try:
+            resolve_optimizer(name)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return names
 
 
 def _learning_rates(text: str) -> np.ndarray:
@@ -112,7 +126,10 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--problems", type=_names("problem", list(PROBLEMS)), default=list(PROBLEMS))
     parser.add_argument(
-        "--optimizers", type=_names("optimizer", list(gdjax.OPTIMIZERS)), default=list(gdjax.OPTIMIZERS)
+        "--optimizers",
+        type=_optimizers,
+        default=list(SUITE_OPTIMIZERS),
+        help=f"comma-separated: {', '.join(gdjax.OPTIMIZERS)}, or optax:NAME (e.g. optax:adamw; give --lrs)",
     )
     parser.add_argument("--lrs", type=_learning_rates, help="a,b,c or LOW:HIGH:COUNT (log-spaced)")
     parser.add_argument("--seeds", type=_seeds, help="comma-separated integers")
@@ -284,7 +301,7 @@ def run(argv: list[str]) -> int:
     _join_processes(args)
     device = _device(args.device)
     custom = any(value is not None for value in (args.lrs, args.seeds, args.steps)) or (
-        args.problems != list(PROBLEMS) or len(args.optimizers) != 4
+        args.problems != list(PROBLEMS) or args.optimizers != list(SUITE_OPTIMIZERS)
     )
     profile = "custom" if custom else "quick" if args.quick else "default"
     tag = device_tag(device)
@@ -292,14 +309,17 @@ def run(argv: list[str]) -> int:
     if writes:
         _check_writable(args.out, folder)
         recover_folder(folder)
-    cells = build_suite(
-        args.problems,
-        args.optimizers,
-        quick=args.quick,
-        learning_rates=args.lrs,
-        seeds=args.seeds,
-        steps=args.steps,
-    )
+    try:
+        cells = build_suite(
+            args.problems,
+            args.optimizers,
+            quick=args.quick,
+            learning_rates=args.lrs,
+            seeds=args.seeds,
+            steps=args.steps,
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     repeats = args.repeats or (1 if args.quick else 3)
 
     import jax

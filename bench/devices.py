@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 import gdjax
-from bench.suites import LEARNING_RATE_RANGES, PROBLEMS
+from bench.suites import LEARNING_RATE_RANGES, PROBLEMS, SUITE_OPTIMIZERS
 from bench.timing import per_lr_step_ns, time_sweep
 
 # The textbook problems (with data); Rosenbrock's two parameters and no data say little about a device.
@@ -110,7 +110,7 @@ def run_devices(machine: str, *, quick: bool, repeats: int, progress: bool = Tru
         ("compare", group, name, optimizer)
         for group in groups
         for name in problems
-        for optimizer in gdjax.OPTIMIZERS
+        for optimizer in SUITE_OPTIMIZERS
     ]
     # The scaling series run on each platform's full set of devices, as a sweep does by default.
     full_groups = [

@@ -14,6 +14,7 @@ from bench import baselines
 from bench.metrics import convergence_frame, mean_curve, summarize
 from bench.suites import PROBLEMS, STOP_TOLERANCE, Cell
 from bench.timing import per_lr_step_ns, time_sweep, wall_times
+from gdjax.optimizers import resolve_optimizer
 
 TEXTBOOK_TIMED_STEPS = 2_000
 PYTHON_LOOP_TIMED_STEPS = 300
@@ -109,7 +110,7 @@ def _run_cells(cells, *, dtype, repeats, devices, progress) -> SuiteTables:
             tolerance=STOP_TOLERANCE,
         )
         sweep_timing, result = time_sweep(program, repeats)
-        make_optimizer = gdjax.OPTIMIZERS[cell.optimizer]
+        _, make_optimizer = resolve_optimizer(cell.optimizer)
         flop = baselines.flops_per_step(problem, make_optimizer, dtype)
         timing.append(
             _timing_row(

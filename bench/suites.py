@@ -35,6 +35,8 @@ LEARNING_RATE_RANGES = {
     ("rosenbrock", "momentum"): (1e-6, 1e-2),
     ("rosenbrock", "adam"): (1e-4, 1e0),
 }
+# The optimizers of the default suite (any registered name or optax:NAME can be asked for).
+SUITE_OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
 N_LEARNING_RATES = {"default": 32, "quick": 8}
 SEEDS = {"default": (0, 1, 2, 3, 4), "quick": (0, 1)}
 LOG_EVERY = 100
@@ -72,6 +74,10 @@ def build_suite(problems, optimizers, *, quick=False, learning_rates=None, seeds
         n_steps = steps or (QUICK_STEPS if quick else TEXTBOOK_STEPS)[problem]
         for optimizer in optimizers:
             if learning_rates is None:
+                if (problem, optimizer) not in LEARNING_RATE_RANGES:
+                    raise ValueError(
+                        f"no default learning rates for {optimizer} on {problem}; give them (--lrs)"
+                    )
                 low, high = LEARNING_RATE_RANGES[problem, optimizer]
                 rates = np.geomspace(low, high, N_LEARNING_RATES[profile])
             else:

@@ -14,7 +14,7 @@ import gdjax
 from bench import tables
 from bench.cli import main
 from bench.metrics import best_learning_rate, steps_to_target
-from bench.suites import LEARNING_RATE_RANGES, build_suite, least_squares, stability_limit
+from bench.suites import LEARNING_RATE_RANGES, SUITE_OPTIMIZERS, build_suite, least_squares, stability_limit
 
 SMALL_RUN = [
     "--problems",
@@ -320,7 +320,7 @@ def test_textbook_stability_limit_and_grid_straddles_it():
 
 
 def test_default_suite_is_wide_enough():
-    cells = build_suite(["linear_regression", "xor"], list(gdjax.OPTIMIZERS))
+    cells = build_suite(["linear_regression", "xor"], list(SUITE_OPTIMIZERS))
     assert len(cells) == 8
     assert all(len(c.learning_rates) >= 32 and len(c.seeds) >= 5 for c in cells)
     assert {c.problem: c.steps for c in cells} == {"linear_regression": 100_000, "xor": 60_000}

@@ -9,7 +9,7 @@ from references import optax_python_loop
 
 import gdjax
 from bench.baselines import rosenbrock_gradient, textbook_regression_gd, tutorial_gradient_descent
-from bench.suites import build_suite
+from bench.suites import SUITE_OPTIMIZERS, build_suite
 
 
 def _bowl(x):
@@ -30,7 +30,7 @@ def test_function_problem_gd_is_the_tutorial_loop():
 def test_rosenbrock_minimum_is_reached_by_an_optimizer_of_the_default_grid():
     problem = gdjax.function_problem(gdjax.problems.rosenbrock_function, (-1.5, 2.0), name="rosenbrock")
     best = {}
-    for cell in build_suite(["rosenbrock"], list(gdjax.OPTIMIZERS)):
+    for cell in build_suite(["rosenbrock"], list(SUITE_OPTIMIZERS)):
         res = gdjax.sweep(problem, cell.optimizer, cell.learning_rates, cell.steps, dtype="float64")
         best[cell.optimizer] = np.nanmin(np.linalg.norm(res.params[0] - 1.0, axis=-1))
     assert min(best.values()) < 1e-4, best
