@@ -12,6 +12,7 @@ from gdjax.optimizers import OPTIMIZERS as OPTIMIZERS
 from gdjax.problems import Problem as Problem
 from gdjax.problems import function_problem as function_problem
 from gdjax.problems import linear_regression as linear_regression
+from gdjax.problems import quadratic as quadratic
 from gdjax.problems import rosenbrock as rosenbrock
 from gdjax.problems import xor as xor
 

@@ -231,3 +231,22 @@ def rosenbrock_function(x):
 def rosenbrock(x0=ROSENBROCK_START) -> Problem:
     """The Rosenbrock valley (a = 1, b = 100) from ``x0`` (default the classic (-1.5, 2)); optimum (1, 1)."""
     return function_problem(rosenbrock_function, x0, name="rosenbrock")
+
+
+def quadratic(condition_number: float = 100.0, x0=(1.0, 1.0), angle: float = np.pi / 6) -> Problem:
+    """``0.5 x^T A x`` in two dimensions, ``A``'s eigenvalues 1 and ``condition_number``; minimum 0 at 0.
+
+    ``A`` is ``diag(1, condition_number)`` rotated by ``angle`` (default 30
+    degrees), so that no optimizer's per-coordinate scaling (Adam's) undoes
+    the conditioning by itself. Plain GD's steps grow with the condition number.
+    """
+    if isinstance(condition_number, bool) or not np.isfinite(condition_number) or condition_number < 1:
+        raise ValueError(f"condition_number must be a finite number >= 1; got {condition_number!r}")
+    c, s = np.cos(angle), np.sin(angle)
+    rotation = np.array([[c, -s], [s, c]])
+    matrix = rotation @ np.diag([1.0, float(condition_number)]) @ rotation.T
+
+    def f(x):
+        return 0.5 * x @ jnp.asarray(matrix) @ x  # float32 or float64, as the sweep runs
+
+    return function_problem(f, x0, name=f"quadratic_k{condition_number:g}")

@@ -160,3 +160,36 @@ def test_logged_parameters_count_in_the_memory_estimate():
     plain = gdjax.prepare_sweep(problem, "gd", [1e-4], 1000, log_every=10)
     logged = gdjax.prepare_sweep(problem, "gd", [1e-4], 1000, log_every=10, log_params=True)
     assert logged.bytes_per_run() - plain.bytes_per_run() == 100 * 2 * 4  # logs x parameters x float32
+
+
+def _fewest_steps_to(problem, optimizer, rates, steps, fraction):
+    """Fewest steps, over the rates, until the loss is at most ``fraction`` of the starting loss."""
+    res = gdjax.sweep(problem, optimizer, rates, steps, log_every=1, dtype="float64")
+    start = float(problem.loss(jnp.asarray(problem.init(0)), problem.X, problem.y))
+    reached = res.loss_curve[0] <= fraction * start
+    return int(np.where(reached.any(-1), reached.argmax(-1) + 1, np.iinfo(np.int32).max).min())
+
+
+def test_gd_slows_down_with_the_condition_number_and_momentum_much_less():
+    rates = np.geomspace(1e-5, 2, 48)
+    steps = {
+        optimizer: [
+            _fewest_steps_to(gdjax.quadratic(k), optimizer, rates, 8000, 1e-10) for k in (10, 100, 1000)
+        ]
+        for optimizer in ("gd", "momentum")
+    }
+    gd, momentum = steps["gd"], steps["momentum"]
+    assert gd[0] < gd[1] < gd[2] < 8000, steps  # about proportional to the condition number
+    assert gd[2] / gd[0] > 50, steps
+    assert momentum[2] / momentum[0] < 5, steps
+    assert momentum[2] < gd[2] / 10, steps
+
+
+def test_quadratic_has_its_minimum_at_zero_and_refuses_a_bad_condition_number():
+    problem = gdjax.quadratic(50.0)
+    assert float(problem.loss(jnp.zeros(2), problem.X, problem.y)) == 0.0
+    res = gdjax.sweep(problem, "momentum", [0.02], 3000, dtype="float64")
+    np.testing.assert_allclose(res.params[0, 0], 0.0, atol=1e-8)
+    for bad in (0.5, np.inf, np.nan, True):
+        with pytest.raises(ValueError, match="condition_number must be a finite number >= 1"):
+            gdjax.quadratic(bad)
