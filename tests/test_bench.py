@@ -139,7 +139,10 @@ def test_non_numeric_cell_is_reported_with_row_and_column(small_results, tmp_pat
     ("argv", "message"),
     [
         (["--problems", "mnist"], "unknown problem 'mnist'; allowed: linear_regression, xor"),
-        (["--optimizers", "gd,lbfgs"], "unknown optimizer 'lbfgs'; allowed: gd, sgd, momentum, adam"),
+        (
+            ["--optimizers", "gd,lbfgs"],
+            "optimizer 'lbfgs' is not registered; known: adam, gd, momentum, nesterov, sgd",
+        ),
         (["--lrs", "0.1,-1"], "learning rates '0.1,-1' are not positive finite numbers"),
         (["--lrs", "fast"], "learning rates 'fast' are not"),
         (["--lrs", "1e-2:1e-4:5"], "LOW:HIGH:COUNT"),

@@ -17,7 +17,11 @@ def call(**changes):
 @pytest.mark.parametrize(
     ("changes", "error", "match"),
     [
-        ({"optimizer": "nesterov"}, ValueError, r"'nesterov'.*known: adam, gd, momentum, sgd"),
+        (
+            {"optimizer": "rmsprop"},
+            ValueError,
+            r"'rmsprop'.*known: adam, gd, momentum, nesterov, sgd, optax:NAME",
+        ),
         ({"optimizer": 3}, TypeError, "optimizer must be"),
         ({"learning_rates": []}, ValueError, "learning_rates must be a non-empty"),
         (
