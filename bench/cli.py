@@ -27,6 +27,7 @@ from bench.devices import device_tag
 from bench.suites import PROBLEMS, SUITE_OPTIMIZERS, build_suite
 from bench.tables import (
     MACHINE_TABLES,
+    OPTIONAL_RUN_TABLES,
     RUN_TABLES,
     SCHEMA_VERSION,
     TableError,
@@ -324,6 +325,7 @@ def run(argv: list[str]) -> int:
 
     import jax
 
+    from bench.conditioning import conditioning_table
     from bench.lessons import run_lessons
     from bench.report import lesson_plots, plots, summary_markdown
     from bench.runner import run_suite
@@ -332,6 +334,9 @@ def run(argv: list[str]) -> int:
         tables = run_suite(cells, dtype=args.dtype, repeats=repeats, devices=jax.devices(device.platform))
         steps = {cell.problem: cell.steps for cell in cells}
         lessons = run_lessons(tables.summary, steps, dtype=args.dtype, devices=jax.devices(device.platform))
+        if profile != "custom":
+            conditioning = conditioning_table(profile, dtype=args.dtype, devices=jax.devices(device.platform))
+            tables = tables._replace(conditioning=conditioning)
     meta = _metadata(argv, device, tag, profile, args.dtype, cells, tables.flop_rate, repeats)
     if not writes:
         print(f"process {args.process_id}: done; process 0 writes {folder}/")
@@ -340,8 +345,10 @@ def run(argv: list[str]) -> int:
     files = {
         name: table_csv(name, getattr(tables, name.removesuffix(".csv"))).encode() for name in RUN_TABLES
     }
-    if tables.sklearn is not None:
-        files["sklearn.csv"] = table_csv("sklearn.csv", tables.sklearn).encode()
+    for name in OPTIONAL_RUN_TABLES:
+        frame = getattr(tables, name.removesuffix(".csv"))
+        if frame is not None:
+            files[name] = table_csv(name, frame).encode()
     files["summary.md"] = summary_markdown(tables, meta, sorted(images)).encode()
     files["metadata.json"] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
     files.update(images)

@@ -110,6 +110,7 @@ def summary_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) ->
         ),
         "",
         *_sklearn_section(tables.sklearn),
+        *_conditioning_section(tables.conditioning),
         "## Plots",
         "",
         *[f"![{name}]({name})" for name in figures],
@@ -358,3 +359,20 @@ def _paths_plot(lessons: Lessons, name: str, known) -> bytes:
     return _finish(
         figure, *labels, f"{name}: each optimizer's path at its best rate", scales=("linear", "linear")
     )
+
+
+def _conditioning_section(conditioning: pd.DataFrame | None) -> list[str]:
+    """Steps to the quadratic's minimum: one row per condition number, one column per optimizer."""
+    if conditioning is None:
+        return []
+    steps = conditioning.pivot(index="condition_number", columns="optimizer", values="steps_to_target")
+    rows = [
+        [_fmt(float(k)), *(str(int(v)) if v >= 0 else "not reached" for v in steps.loc[k])]
+        for k in steps.index
+    ]
+    return [
+        "## Condition number (gdjax.quadratic, steps to 1e-10 of the starting loss at each best rate)",
+        "",
+        _markdown_table(["condition number", *steps.columns], rows),
+        "",
+    ]

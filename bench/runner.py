@@ -28,9 +28,10 @@ class SuiteTables(NamedTuple):
     curves: pd.DataFrame
     summary: pd.DataFrame
     flop_rate: float
-    sklearn: pd.DataFrame | None = (
-        None  # scikit-learn beside gdjax's SGD; None when not installed or no regression
-    )
+    # scikit-learn beside gdjax's SGD: None when scikit-learn is missing or the regression was not run
+    sklearn: pd.DataFrame | None = None
+    # steps against the condition number: None outside the default and quick profiles
+    conditioning: pd.DataFrame | None = None
 
 
 def _timing_row(

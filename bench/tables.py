@@ -87,8 +87,16 @@ SCHEMA["sklearn.csv"] = {
     "final_loss": "textbook cost on the standardised data",
     "loss_ratio_to_least_squares": "final_loss / LinearRegression's",
 }
-# Written beside them when it could be made (scikit-learn installed, the regression run).
-OPTIONAL_RUN_TABLES = ("sklearn.csv",)
+SCHEMA["conditioning.csv"] = {
+    "condition_number": "ratio of the largest to the smallest eigenvalue of gdjax.quadratic's matrix",
+    "optimizer": "optimizer name",
+    "best_learning_rate": "the grid's rate that reached the target in the fewest steps; empty if none did",
+    "steps_to_target": "first step whose loss was at most 1e-10 of the starting loss; -1 if none",
+    "steps": "steps per run",
+}
+# Written beside them when they could be made: sklearn.csv with scikit-learn
+# installed and the regression run; conditioning.csv in the default and quick profiles.
+OPTIONAL_RUN_TABLES = ("sklearn.csv", "conditioning.csv")
 _DEVICE_COLUMNS = {
     "machine": "the machine measured: CPU model and core count",
     "device": "device tag: cpu, or platform and kind (e.g. gpu-nvidia-h200)",
@@ -126,6 +134,7 @@ MACHINE_TABLES = ("devices.csv", "scaling.csv")
 SORT_KEYS = {
     "timing.csv": ["problem", "optimizer", "implementation"],
     "sklearn.csv": ["implementation"],
+    "conditioning.csv": ["condition_number", "optimizer"],
     "convergence.csv": ["problem", "optimizer", "learning_rate", "seed"],
     "curves.csv": ["problem", "optimizer", "step"],
     "summary.csv": ["problem", "optimizer"],

@@ -9,6 +9,7 @@ from references import optax_python_loop
 
 import gdjax
 from bench.baselines import rosenbrock_gradient, textbook_regression_gd, tutorial_gradient_descent
+from bench.conditioning import conditioning_table
 from bench.suites import SUITE_OPTIMIZERS, build_suite
 
 
@@ -193,3 +194,13 @@ def test_quadratic_has_its_minimum_at_zero_and_refuses_a_bad_condition_number():
     for bad in (0.5, np.inf, np.nan, True):
         with pytest.raises(ValueError, match="condition_number must be a finite number >= 1"):
             gdjax.quadratic(bad)
+
+
+def test_conditioning_table_shows_gd_slowing_down_and_momentum_not():
+    table = conditioning_table("quick", dtype="float64")
+    steps = table.pivot(index="condition_number", columns="optimizer", values="steps_to_target")
+    assert list(steps.index) == [1.0, 10.0, 100.0]
+    assert (steps > 0).all().all(), steps  # every optimizer reaches the target at some rate
+    gd, momentum = steps["gd"], steps["momentum"]
+    assert gd.is_monotonic_increasing, steps
+    assert gd[100.0] / gd[1.0] > 10 * momentum[100.0] / momentum[1.0], steps
