@@ -327,3 +327,13 @@ def test_default_suite_is_wide_enough():
     assert len(cells) == 8
     assert all(len(c.learning_rates) >= 32 and len(c.seeds) >= 5 for c in cells)
     assert {c.problem: c.steps for c in cells} == {"linear_regression": 100_000, "xor": 60_000}
+
+
+def test_asking_for_a_device_that_is_not_there_names_the_ones_that_are(tmp_path, capsys):
+    import jax
+
+    if any(device.platform == "gpu" for device in jax.devices()):
+        pytest.skip("this machine has a GPU")
+    assert main(["--device", "gpu", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "bench: error: device 'gpu' is not available; available: cpu\n"
+    assert list(tmp_path.iterdir()) == []
