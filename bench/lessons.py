@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 import gdjax
-from bench.suites import optimum, stability_limit
+from bench.suites import PROBLEMS, optimum, stability_limit
 
 # Points a drawn path or cost curve keeps at most (log_every = steps // this).
 POINTS_PER_LINE = 2_000
@@ -44,8 +44,6 @@ def two_parameter(problem: gdjax.Problem) -> bool:
 
 def run_lessons(summary: pd.DataFrame, steps: dict, *, dtype: str, devices=None) -> Lessons:
     """Rerun what the pictures need. ``summary`` is the suite's, ``steps`` its steps per problem."""
-    from bench.suites import PROBLEMS
-
     problems = {name: PROBLEMS[name]() for name in summary["problem"].unique()}
     drawn = {name for name, problem in problems.items() if two_parameter(problem)}
     paths = {}
