@@ -240,8 +240,10 @@ def quadratic(condition_number: float = 100.0, x0=(1.0, 1.0), angle: float = np.
     degrees), so that no optimizer's per-coordinate scaling (Adam's) undoes
     the conditioning by itself. Plain GD's steps grow with the condition number.
     """
-    if isinstance(condition_number, bool) or not np.isfinite(condition_number) or condition_number < 1:
+    if not _is_finite_number(condition_number) or condition_number < 1:
         raise ValueError(f"condition_number must be a finite number >= 1; got {condition_number!r}")
+    if not _is_finite_number(angle):
+        raise ValueError(f"angle must be a finite number (radians); got {angle!r}")
     c, s = np.cos(angle), np.sin(angle)
     rotation = np.array([[c, -s], [s, c]])
     matrix = rotation @ np.diag([1.0, float(condition_number)]) @ rotation.T
@@ -250,3 +252,8 @@ def quadratic(condition_number: float = 100.0, x0=(1.0, 1.0), angle: float = np.
         return 0.5 * x @ jnp.asarray(matrix) @ x  # float32 or float64, as the sweep runs
 
     return function_problem(f, x0, name=f"quadratic_k{condition_number:g}")
+
+
+def _is_finite_number(value) -> bool:
+    real = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    return real and bool(np.isfinite(value))

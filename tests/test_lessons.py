@@ -191,9 +191,12 @@ def test_quadratic_has_its_minimum_at_zero_and_refuses_a_bad_condition_number():
     assert float(problem.loss(jnp.zeros(2), problem.X, problem.y)) == 0.0
     res = gdjax.sweep(problem, "momentum", [0.02], 3000, dtype="float64")
     np.testing.assert_allclose(res.params[0, 0], 0.0, atol=1e-8)
-    for bad in (0.5, np.inf, np.nan, True):
+    for bad in (0.5, np.inf, np.nan, True, "x"):
         with pytest.raises(ValueError, match="condition_number must be a finite number >= 1"):
             gdjax.quadratic(bad)
+    for bad in (np.nan, "30", None):
+        with pytest.raises(ValueError, match="angle must be a finite number"):
+            gdjax.quadratic(10.0, angle=bad)
 
 
 def test_conditioning_table_shows_gd_slowing_down_and_momentum_not():
