@@ -1,3 +1,3 @@
 """The gdjax benchmark harness: suites, timing, baselines, tables (`python -m bench`)."""
 
-INTERRUPTED = "bench: interrupted; results left as they were"
+INTERRUPTED = "bench: interrupted; results left as they were (the same command resumes; --fresh starts over)"

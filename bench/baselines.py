@@ -19,6 +19,7 @@ from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
 
 import gdjax
+from bench.suites import known_objective, stability_limit
 from bench.timing import wall_times
 
 
@@ -73,17 +74,36 @@ def tutorial_gradient_descent(gradient, start, learn_rate, n_iter, tolerance=Non
     return vector, stopped_at
 
 
+def textbook_logistic_gd(X, y, l2, alpha, steps):
+    """Gradient descent on the regularised log-loss, looped in numpy float64 the textbook way: returns w."""
+    m = X.shape[0]
+    w = np.zeros(X.shape[1])
+    for _ in range(steps):
+        probability = sigmoid(X @ w)
+        gradient = X.T @ (probability - y) / m + l2 * w
+        w = w - alpha * gradient
+    return w
+
+
 def run_textbook_loop(problem: gdjax.Problem, steps: int) -> None:
-    """Run the problem's textbook numpy loop for ``steps`` steps at its classic learning rate."""
-    if problem.name == "linear_regression":
-        textbook_regression_gd(problem.X, problem.y, 5e-4, steps)
-    elif problem.name == "xor":
+    """Run the problem's textbook numpy loop for ``steps`` steps at a classic (stable) learning rate."""
+    kind = known_objective(problem)
+    if kind == "least_squares":
+        rate = 5e-4 if problem.name == "linear_regression" else 0.5 * stability_limit(problem)
+        textbook_regression_gd(problem.X, problem.y, rate, steps)
+    elif kind == "logistic":
+        textbook_logistic_gd(problem.X, problem.y, problem.loss.l2, 1.0, steps)
+    elif kind == "xor":
         start = problem.init(1)
         textbook_xor_backprop(problem.X, problem.y, start["W0"], start["W1"], 0.5, steps)
-    elif problem.name == "rosenbrock":
+    elif kind == "rosenbrock":
         tutorial_gradient_descent(rosenbrock_gradient, problem.init(0), 1e-3, steps)
     else:
         raise ValueError(f"no textbook loop for problem {problem.name!r}")
+
+
+def has_textbook_loop(problem: gdjax.Problem) -> bool:
+    return known_objective(problem) != "unknown"
 
 
 def jitted_step(problem, make_optimizer, learning_rate, dtype):
@@ -155,14 +175,6 @@ def measure_flop_rate(
 SKLEARN_SGD_RATES = np.geomspace(1e-4, 1.0, 17)
 
 
-def standardized_regression(problem: gdjax.Problem) -> gdjax.Problem:
-    """The regression with its features (every column but the bias, column 0) standardised, as
-    scikit-learn recommends for SGD; the bias column stays."""
-    features = problem.X[:, 1:]
-    scaled = (features - features.mean(axis=0)) / features.std(axis=0)
-    return gdjax.linear_regression(X=np.column_stack([problem.X[:, 0], scaled]), y=problem.y)
-
-
 def sklearn_comparison(
     problem: gdjax.Problem, *, repeats: int, dtype: str, devices=None
 ) -> pd.DataFrame | None:
@@ -180,7 +192,7 @@ def sklearn_comparison(
         return None
     from bench.timing import time_sweep
 
-    data = standardized_regression(problem)
+    data = gdjax.linear_regression(problem.X, problem.y, standardize=True)
     features, y = data.X[:, 1:], data.y
     m = data.n_examples
 

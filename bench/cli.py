@@ -52,17 +52,41 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _names(kind: str, allowed):
-    def parse(text: str) -> list[str]:
-        names = [name.strip() for name in text.split(",") if name.strip()]
-        unknown = [name for name in names if name not in allowed]
-        if not names or unknown:
-            raise argparse.ArgumentTypeError(
-                f"unknown {kind} {', '.join(map(repr, unknown)) or repr(text)}; allowed: {', '.join(allowed)}"
-            )
-        return names
+def _problem_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in PROBLEMS and ":" not in name]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown problem {', '.join(map(repr, unknown)) or repr(text)}; "
+            f"allowed: {', '.join(PROBLEMS)}, or module:function"
+        )
+    return names
 
-    return parse
+
+def _problems(args) -> dict:
+    """The problems to run, by name: --problems (built-in or module:function) and the --data file."""
+    import gdjax
+    from bench.suites import resolve_problem
+
+    if (args.data is None) != (args.target is None):
+        raise UsageError("--data and --target go together: the CSV file and the column to predict")
+    if args.data is None and (args.standardize or args.bias):
+        raise UsageError("--standardize and --bias apply to --data; give --data FILE.csv --target COLUMN")
+    names = args.problems if args.problems is not None else [] if args.data else list(PROBLEMS)
+    problems = {}
+    try:
+        for name in names:
+            problems[name] = resolve_problem(name)
+        if args.data is not None:
+            problem = gdjax.regression_from_csv(
+                args.data, args.target, standardize=args.standardize, add_bias=args.bias
+            )
+            if problem.name in problems or problem.name in PROBLEMS:
+                raise ValueError(f"--data {args.data}: its name {problem.name!r} is a problem's already")
+            problems[problem.name] = problem
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return problems
 
 
 def _optimizers(text: str) -> list[str]:
@@ -125,7 +149,17 @@ def _run_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m bench", description="Run the gdjax benchmark suite; write results/<tag>/."
     )
-    parser.add_argument("--problems", type=_names("problem", list(PROBLEMS)), default=list(PROBLEMS))
+    parser.add_argument(
+        "--problems",
+        type=_problem_names,
+        help=f"comma-separated: {', '.join(PROBLEMS)}, or module:function returning a gdjax.Problem "
+        "(default: all built-in; only the --data problem when --data is given)",
+    )
+    data = parser.add_argument_group("your own data: a least-squares regression from a CSV file")
+    data.add_argument("--data", type=Path, metavar="FILE.csv", help="a CSV file with a header row")
+    data.add_argument("--target", metavar="COLUMN", help="the column to predict; the others are features")
+    data.add_argument("--standardize", action="store_true", help="features to mean 0, standard deviation 1")
+    data.add_argument("--bias", action="store_true", help="add a column of ones (an intercept)")
     parser.add_argument(
         "--optimizers",
         type=_optimizers,
@@ -143,6 +177,11 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent folder (default results/)")
     parser.add_argument(
         "--quick", action="store_true", help="small profile for CI, every problem and optimizer"
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="rerun everything: ignore what an interrupted run of the same command finished",
     )
     several = parser.add_argument_group(
         "several processes (jax.distributed): start the same command once per process; "
@@ -301,8 +340,9 @@ def run(argv: list[str]) -> int:
         _check_writable(args.out, args.out)
     _join_processes(args)
     device = _device(args.device)
+    problems = _problems(args)
     custom = any(value is not None for value in (args.lrs, args.seeds, args.steps)) or (
-        args.problems != list(PROBLEMS) or args.optimizers != list(SUITE_OPTIMIZERS)
+        list(problems) != list(PROBLEMS) or args.optimizers != list(SUITE_OPTIMIZERS)
     )
     profile = "custom" if custom else "quick" if args.quick else "default"
     tag = device_tag(device)
@@ -312,7 +352,7 @@ def run(argv: list[str]) -> int:
         recover_folder(folder)
     try:
         cells = build_suite(
-            args.problems,
+            list(problems),
             args.optimizers,
             quick=args.quick,
             learning_rates=args.lrs,
@@ -325,17 +365,32 @@ def run(argv: list[str]) -> int:
 
     import jax
 
+    from bench.cache import RunCache
     from bench.conditioning import conditioning_table
     from bench.lessons import run_lessons
-    from bench.report import lesson_plots, plots, summary_markdown
+    from bench.report import lesson_plots, plots, report_markdown, summary_markdown
     from bench.runner import run_suite
 
+    # One process keeps what it finishes; several would have to agree on what to skip, so they do not.
+    partial = args.out / f".{folder.name}.partial" if writes and jax.process_count() == 1 else None
+    cache = RunCache(partial, fresh=args.fresh)
     with jax.default_device(device):
-        tables = run_suite(cells, dtype=args.dtype, repeats=repeats, devices=jax.devices(device.platform))
+        devices = jax.devices(device.platform)
+        tables = run_suite(
+            cells, dtype=args.dtype, repeats=repeats, devices=devices, problems=problems, cache=cache
+        )
         steps = {cell.problem: cell.steps for cell in cells}
-        lessons = run_lessons(tables.summary, steps, dtype=args.dtype, devices=jax.devices(device.platform))
+        lessons = run_lessons(tables.summary, steps, dtype=args.dtype, devices=devices, problems=problems)
         if profile != "custom":
-            conditioning = conditioning_table(profile, dtype=args.dtype, devices=jax.devices(device.platform))
+            conditioning = cache.get(
+                {
+                    "piece": "conditioning",
+                    "profile": profile,
+                    "dtype": args.dtype,
+                    "devices": list(map(str, devices)),
+                },
+                lambda: conditioning_table(profile, dtype=args.dtype, devices=devices),
+            )
             tables = tables._replace(conditioning=conditioning)
     meta = _metadata(argv, device, tag, profile, args.dtype, cells, tables.flop_rate, repeats)
     if not writes:
@@ -350,10 +405,13 @@ def run(argv: list[str]) -> int:
         if frame is not None:
             files[name] = table_csv(name, frame).encode()
     files["summary.md"] = summary_markdown(tables, meta, sorted(images)).encode()
+    files["report.md"] = report_markdown(tables, meta, sorted(images)).encode()
     files["metadata.json"] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
     files.update(images)
     write_folder(folder, files)
-    print(f"wrote {folder}/ ({', '.join(sorted(files))})")
+    cache.clear()
+    resumed = f"; {cache.loaded} finished pieces of an interrupted run reused" if cache.loaded else ""
+    print(f"wrote {folder}/ ({', '.join(sorted(files))}){resumed}")
     return 0
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 import gdjax
-from bench.suites import PROBLEMS, optimum, stability_limit
+from bench.suites import optimum, resolve_problem, stability_limit
 
 # Points a drawn path or cost curve keeps at most (log_every = steps // this).
 POINTS_PER_LINE = 2_000
@@ -42,9 +42,13 @@ def two_parameter(problem: gdjax.Problem) -> bool:
     return sum(np.size(leaf) for leaf in jax.tree.leaves(problem.init(0))) == 2
 
 
-def run_lessons(summary: pd.DataFrame, steps: dict, *, dtype: str, devices=None) -> Lessons:
-    """Rerun what the pictures need. ``summary`` is the suite's, ``steps`` its steps per problem."""
-    problems = {name: PROBLEMS[name]() for name in summary["problem"].unique()}
+def run_lessons(summary: pd.DataFrame, steps: dict, *, dtype: str, devices=None, problems=None) -> Lessons:
+    """Rerun what the pictures need. ``summary`` is the suite's, ``steps`` its steps per problem.
+
+    ``problems`` maps names to problems, as for ``bench.runner.run_suite``.
+    """
+    names = summary["problem"].unique()
+    problems = {name: (problems or {}).get(name) or resolve_problem(name) for name in names}
     drawn = {name for name, problem in problems.items() if two_parameter(problem)}
     paths = {}
     for row in summary[summary["problem"].isin(drawn)].itertuples():

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 import gdjax
-from bench.suites import optimum, stability_limit, target_loss
+from bench.suites import known_objective, optimum, stability_limit, target_loss
 
 # A run has settled when it ends within this factor of the best loss it saw;
 # Adam on the regression does not (its steps stay about lr in size), and
@@ -73,7 +73,8 @@ def summarize(convergence: pd.DataFrame, problem: gdjax.Problem) -> dict:
     )
     finite_rates = finite_everywhere[finite_everywhere].index
     optimizer = convergence["optimizer"].iloc[0]
-    limit = stability_limit(problem) if (problem.name, optimizer) == ("linear_regression", "gd") else np.nan
+    gd_on_least_squares = known_objective(problem) == "least_squares" and optimizer == "gd"
+    limit = stability_limit(problem) if gd_on_least_squares else np.nan
     return {
         "problem": problem.name,
         "optimizer": optimizer,

@@ -29,10 +29,29 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def summary_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) -> str:
-    """summary.md: the best learning rates, steps to target, final loss, speed against the baselines."""
-    summary = tables.summary.sort_values(["problem", "optimizer"])
-    convergence_rows = [
+BEST_RATE_HEADER = [
+    "problem",
+    "optimizer",
+    "best lr",
+    "seeds at target",
+    "steps to target",
+    "final loss",
+    "diverged runs (grid)",
+]
+SPEED_HEADER = [
+    "problem",
+    "optimizer",
+    "implementation",
+    "runs",
+    "compile s",
+    "ns / LR-step",
+    "speedup over textbook loop",
+    "ratio to floor",
+]
+
+
+def _best_rate_table(summary: pd.DataFrame) -> str:
+    rows = [
         [
             row.problem,
             row.optimizer,
@@ -42,10 +61,13 @@ def summary_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) ->
             _mean_std(row.final_loss_mean, row.final_loss_std, 6),
             str(row.diverged_runs),
         ]
-        for row in summary.itertuples()
+        for row in summary.sort_values(["problem", "optimizer"]).itertuples()
     ]
-    timing = tables.timing.sort_values(["problem", "optimizer", "implementation"])
-    timing_rows = [
+    return _markdown_table(BEST_RATE_HEADER, rows)
+
+
+def _speed_table(timing: pd.DataFrame) -> str:
+    rows = [
         [
             row.problem,
             row.optimizer,
@@ -56,8 +78,33 @@ def summary_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) ->
             _fmt(row.speedup_over_textbook),
             _fmt(row.ratio_to_floor),
         ]
-        for row in timing.itertuples()
+        for row in timing.sort_values(["problem", "optimizer", "implementation"]).itertuples()
     ]
+    return _markdown_table(SPEED_HEADER, rows)
+
+
+def _heading_line(metadata: dict) -> str:
+    return (
+        f"{metadata['date_utc']} on {metadata['device_count']} x {metadata['device_kind']} "
+        f"({metadata['cpu_model']}); {metadata['profile']} profile, {metadata['dtype']}, seeds "
+        f"{metadata['seeds']}; jax {metadata['versions']['jax']}, optax {metadata['versions']['optax']}, "
+        f"gdjax {metadata['versions']['gdjax']}. Floor: {metadata['floor_gflop_per_s']:.3g} GFLOP/s "
+        "(jitted multiply-add kernel, this run). Columns: see README."
+    )
+
+
+TARGETS = (
+    "Targets: least-squares regressions (the textbook's, standardised or not, or a CSV file's) within "
+    "1% of the least-squares cost; logistic regression within 0.01% of its exact minimum (Newton's "
+    "method); XOR loss ≤ 0.01 (all four outputs on the right side of 0.5); Rosenbrock loss ≤ 1e-9 "
+    "(within about 7e-5 of (1, 1)); a problem of your own (module:function) has none, its best "
+    "rate is the one of lowest final loss."
+)
+
+
+def summary_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) -> str:
+    """summary.md: the best learning rates, steps to target, final loss, speed against the baselines."""
+    summary = tables.summary.sort_values(["problem", "optimizer"])
     stability = [
         f"- {row.problem}, {row.optimizer}: predicted limit 2/λmax = {_fmt(row.predicted_stability_limit)}, "
         f"largest learning rate of the grid with no diverged seed = {_fmt(row.largest_finite_learning_rate)}"
@@ -67,48 +114,22 @@ def summary_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) ->
     parts = [
         f"# gdjax benchmark: {metadata['device_tag']}",
         "",
-        f"{metadata['date_utc']} on {metadata['device_count']} x {metadata['device_kind']} "
-        f"({metadata['cpu_model']}); {metadata['profile']} profile, {metadata['dtype']}, seeds "
-        f"{metadata['seeds']}; jax {metadata['versions']['jax']}, optax {metadata['versions']['optax']}, "
-        f"gdjax {metadata['versions']['gdjax']}. Floor: {metadata['floor_gflop_per_s']:.3g} GFLOP/s "
-        "(jitted multiply-add kernel, this run). Columns: see README.",
+        _heading_line(metadata),
         "",
         "## Best learning rate per optimizer",
         "",
-        _markdown_table(
-            [
-                "problem",
-                "optimizer",
-                "best lr",
-                "seeds at target",
-                "steps to target",
-                "final loss",
-                "diverged runs (grid)",
-            ],
-            convergence_rows,
-        ),
+        _best_rate_table(summary),
         "",
-        "Targets: regression within 1% of the least-squares cost; XOR loss ≤ 0.01 (all four outputs on "
-        "the right side of 0.5); Rosenbrock loss ≤ 1e-9 (within about 7e-5 of (1, 1)).",
+        TARGETS,
         "",
+        *_standardization_lines(summary),
         *stability,
         "",
         "## Speed (ns per learning-rate step: median [min, max] of the repeats)",
         "",
-        _markdown_table(
-            [
-                "problem",
-                "optimizer",
-                "implementation",
-                "runs",
-                "compile s",
-                "ns / LR-step",
-                "speedup over textbook loop",
-                "ratio to floor",
-            ],
-            timing_rows,
-        ),
+        _speed_table(tables.timing),
         "",
+        *_tuned_section(tables.tuned),
         *_sklearn_section(tables.sklearn),
         *_conditioning_section(tables.conditioning),
         "## Plots",
@@ -117,6 +138,122 @@ def summary_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) ->
         "",
     ]
     return "\n".join(parts)
+
+
+def _rows_of(frame: pd.DataFrame, problem: str) -> pd.DataFrame:
+    return frame[frame["problem"] == problem]
+
+
+def report_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) -> str:
+    """report.md: per problem, its plots side by side, then its tables (best rate, tuned, speed)."""
+    parts = [f"# gdjax report: {metadata['device_tag']}", "", _heading_line(metadata), "", TARGETS, ""]
+    problems = list(dict.fromkeys(tables.summary["problem"]))
+    parts += [
+        "Problems: " + ", ".join(f"[{name}](#{name.replace(':', '').lower()})" for name in problems),
+        "",
+    ]
+    for problem in problems:
+        drawn = [name for name in sorted(figures) if name.removesuffix(".png").split("-", 1)[-1] == problem]
+        pairs = [drawn[i : i + 2] for i in range(0, len(drawn), 2)]
+        images = "".join(
+            "<tr>"
+            + "".join(f'<td><img src="{name}" width="420" alt="{name}"></td>' for name in pair)
+            + "</tr>"
+            for pair in pairs
+        )
+        parts += [
+            f"## {problem}",
+            "",
+            f"<table>{images}</table>" if images else "",
+            "",
+            "**Best learning rate of the grid**",
+            "",
+            _best_rate_table(_rows_of(tables.summary, problem)),
+            "",
+        ]
+        if tables.tuned is not None:
+            parts += [
+                "**Tuned: the best rate on fresh seeds**",
+                "",
+                _tuned_table(_rows_of(tables.tuned, problem)),
+                "",
+            ]
+        parts += ["**Speed**", "", _speed_table(_rows_of(tables.timing, problem)), ""]
+    parts += [TUNED_NOTE, ""]
+    return "\n".join(parts)
+
+
+def _standardization_lines(summary: pd.DataFrame) -> list[str]:
+    """How many steps plain GD saves on the textbook regression when its feature is standardised."""
+    gd = summary[summary["optimizer"] == "gd"].set_index("problem")
+    if not {"linear_regression", "linear_regression_standardized"} <= set(gd.index):
+        return []
+    raw, scaled = gd.loc["linear_regression"], gd.loc["linear_regression_standardized"]
+    return [
+        f"Standardising the feature: plain GD reaches the target in {_fmt(scaled.steps_to_target_mean)} "
+        f"steps (best rate {_fmt(scaled.best_learning_rate)}) instead of "
+        f"{_fmt(raw.steps_to_target_mean)} (best rate {_fmt(raw.best_learning_rate)}); the textbook "
+        "runs 100,000.",
+        "",
+    ]
+
+
+def _tuned_section(tuned: pd.DataFrame | None) -> list[str]:
+    if tuned is None:
+        return []
+    return [
+        "## Tuned comparison: the best rate rerun on fresh seeds",
+        "",
+        TUNED_NOTE,
+        "",
+        _tuned_table(tuned),
+        "",
+    ]
+
+
+TUNED_NOTE = (
+    "Each optimizer's rate was picked on the grid's seeds, then rerun on seeds 1000..1009, which the "
+    "tuning never saw. Tuneability: the width of the rate range around the best within 2x of its "
+    "steps to target (or of its excess final loss, where the target was not reached)."
+)
+
+
+def _tuned_table(tuned: pd.DataFrame) -> str:
+    def spread(mean, std, low, high, digits) -> str:
+        if np.isnan(mean):
+            return "-"
+        interval = "" if np.isnan(low) else f" [{_fmt(low, digits)}, {_fmt(high, digits)}]"
+        return f"{_mean_std(mean, std, digits)}{interval}"
+
+    rows = [
+        [
+            row.problem,
+            row.optimizer,
+            _fmt(row.learning_rate),
+            f"{row.reached_fraction:.0%} of {row.n_seeds}"
+            + (f" ({row.diverged_seeds} diverged)" if row.diverged_seeds else ""),
+            spread(row.final_loss_mean, row.final_loss_std, row.final_loss_ci_low, row.final_loss_ci_high, 6),
+            spread(
+                row.steps_to_target_mean,
+                row.steps_to_target_std,
+                row.steps_to_target_ci_low,
+                row.steps_to_target_ci_high,
+                4,
+            ),
+            f"{row.tuneability_decades:.2g} ({_fmt(row.tuneable_lr_low)} to {_fmt(row.tuneable_lr_high)})",
+        ]
+        for row in tuned.sort_values(["problem", "optimizer"]).itertuples()
+    ]
+    header = [
+        "problem",
+        "optimizer",
+        "lr",
+        "fresh seeds at target",
+        "final loss: mean ± std [95% CI]",
+        "steps to target: mean ± std [95% CI]",
+        "tuneability: decades (rates)",
+    ]
+    return _markdown_table(header, rows)
 
 
 def _sklearn_section(sklearn: pd.DataFrame | None) -> list[str]:
@@ -144,6 +281,9 @@ def _finish(figure, xlabel: str, ylabel: str, title: str, scales=("log", "log"))
     import matplotlib.pyplot as plt
 
     axes = figure.axes[0]
+    # a log axis needs a positive value: every loss 0 (an exact minimum) or NaN (all diverged) has none
+    positive = (axes.dataLim.x1 > 0, axes.dataLim.y1 > 0)  # x1, y1: the largest values (-inf if none)
+    scales = tuple(scale if has else "linear" for scale, has in zip(scales, positive, strict=True))
     axes.set(xscale=scales[0], yscale=scales[1], xlabel=xlabel, ylabel=ylabel, title=title)
     axes.legend()
     buffer = io.BytesIO()
@@ -328,7 +468,8 @@ def _paths_plot(lessons: Lessons, name: str, known) -> bytes:
         opt: np.vstack([start, np.asarray(res.params_curve)[0, 0].reshape(-1, 2)])
         for opt, res in paths.items()
     }
-    points = np.vstack([start, known, *drawn.values()])
+    marked = [] if known is None else [known]  # no known minimum for a problem of your own
+    points = np.vstack([start, *marked, *drawn.values()])
     points = points[np.all(np.isfinite(points), axis=1)]
     low, high = points.min(axis=0), points.max(axis=0)
     pad = 0.15 * np.maximum(high - low, 1e-3)
@@ -352,7 +493,8 @@ def _paths_plot(lessons: Lessons, name: str, known) -> bytes:
             label=f"{optimizer} (lr {rate:.3g})",
         )
     axes.plot(*start, "ko", label="start")
-    axes.plot(*known, "k*", markersize=12, label="minimum")
+    for minimum in marked:
+        axes.plot(*minimum, "k*", markersize=12, label="minimum")
     axes.set_xlim(grid[0].min(), grid[0].max())
     axes.set_ylim(grid[1].min(), grid[1].max())
     labels = ("bias", "slope") if name == "linear_regression" else ("x0", "x1")

@@ -11,9 +11,11 @@ from tqdm.auto import tqdm
 
 import gdjax
 from bench import baselines
+from bench.cache import RunCache, problem_fingerprint
 from bench.metrics import convergence_frame, mean_curve, summarize
-from bench.suites import PROBLEMS, STOP_TOLERANCE, Cell
+from bench.suites import STOP_TOLERANCE, Cell, resolve_problem
 from bench.timing import per_lr_step_ns, time_sweep, wall_times
+from bench.tuned import tuned_table
 from gdjax.optimizers import resolve_optimizer
 
 TEXTBOOK_TIMED_STEPS = 2_000
@@ -32,6 +34,8 @@ class SuiteTables(NamedTuple):
     sklearn: pd.DataFrame | None = None
     # steps against the condition number: None outside the default and quick profiles
     conditioning: pd.DataFrame | None = None
+    # each optimizer's best rate rerun on fresh seeds (bench.tuned)
+    tuned: pd.DataFrame | None = None
 
 
 def _timing_row(
@@ -58,21 +62,44 @@ def _timing_row(
 
 
 def run_suite(
-    cells: list[Cell], *, dtype: str, repeats: int, devices=None, progress: bool = True
+    cells: list[Cell],
+    *,
+    dtype: str,
+    repeats: int,
+    devices=None,
+    progress: bool = True,
+    problems: dict[str, gdjax.Problem] | None = None,
+    cache: RunCache | None = None,
 ) -> SuiteTables:
     """Run every cell, its runs split over ``devices`` (default: the default backend's); return the tables.
 
-    The baselines and the floor run in ``dtype`` too (float64 under x64 mode, for this call only).
+    ``problems`` maps the cells' problem names to problems (default: each
+    name resolved by ``bench.suites.resolve_problem``). With a ``cache``,
+    the floor, each cell and the tables after the cells are kept as they
+    finish, and an interrupted run's finished pieces are loaded instead of
+    run again. The baselines and the floor run in ``dtype`` too (float64
+    under x64 mode, for this call only).
     """
+    if problems is None:
+        problems = {name: resolve_problem(name) for name in dict.fromkeys(cell.problem for cell in cells)}
+    cache = cache or RunCache(None)
     with jax.enable_x64(dtype == "float64"):
-        return _run_cells(cells, dtype=dtype, repeats=repeats, devices=devices, progress=progress)
+        return _run_cells(
+            cells, problems, cache, dtype=dtype, repeats=repeats, devices=devices, progress=progress
+        )
 
 
-def _run_cells(cells, *, dtype, repeats, devices, progress) -> SuiteTables:
+def _run_cells(cells, problems, cache, *, dtype, repeats, devices, progress) -> SuiteTables:
     bar = tqdm(total=len(cells) + 1, desc="floor", unit="sweep", disable=not progress, leave=False)
-    flop_rate = baselines.measure_flop_rate(dtype, devices=devices)
+    where = {"dtype": dtype, "repeats": repeats, "devices": [str(d) for d in devices or jax.devices()]}
+    flop_rate = cache.get(
+        {"piece": "floor", **where}, lambda: baselines.measure_flop_rate(dtype, devices=devices)
+    )
     bar.update()
-    problems = {name: PROBLEMS[name]() for name in dict.fromkeys(cell.problem for cell in cells)}
+    fingerprints = {
+        name: problem_fingerprint(problem, sorted({s for c in cells if c.problem == name for s in c.seeds}))
+        for name, problem in problems.items()
+    }
     textbook_ns = {}
     timing, convergence, curves, summary = [], [], [], []
     for cell in cells:
@@ -80,92 +107,133 @@ def _run_cells(cells, *, dtype, repeats, devices, progress) -> SuiteTables:
         n_runs = len(cell.learning_rates) * len(cell.seeds)
         bar.set_description(f"{cell.problem} {cell.optimizer} ({n_runs} runs x {cell.steps} steps)")
         if cell.problem not in textbook_ns:
-            textbook_s = wall_times(
-                lambda p=problem: baselines.run_textbook_loop(p, TEXTBOOK_TIMED_STEPS), repeats
+            textbook = cache.get(
+                {"piece": "textbook", "problem": fingerprints[cell.problem], **where},
+                lambda p=problem: _textbook_timing(p, dtype, repeats, flop_rate),
             )
-            textbook_ns[cell.problem] = float(np.median(textbook_s)) / TEXTBOOK_TIMED_STEPS * 1e9
-            gd_flop = baselines.flops_per_step(problem, gdjax.OPTIMIZERS["gd"], dtype)
-            timing.append(
-                _timing_row(
-                    cell.problem,
-                    "gd",
-                    "textbook numpy loop",
-                    1,
-                    TEXTBOOK_TIMED_STEPS,
-                    textbook_s,
-                    np.nan,
-                    gd_flop,
-                    flop_rate,
-                    textbook_ns[cell.problem],
-                )
-            )
-        program = gdjax.prepare_sweep(
-            problem,
-            cell.optimizer,
-            cell.learning_rates,
-            cell.steps,
-            seeds=cell.seeds,
-            log_every=cell.log_every,
-            dtype=dtype,
-            devices=devices,
-            tolerance=STOP_TOLERANCE,
+            textbook_ns[cell.problem] = textbook["ns"]
+            timing.extend(textbook["rows"])
+        done = cache.get(
+            {"piece": "cell", "problem": fingerprints[cell.problem], **config_of(cell), **where},
+            lambda c=cell, p=problem: _run_cell(
+                c, p, dtype, repeats, devices, flop_rate, textbook_ns[c.problem]
+            ),
         )
-        sweep_timing, result = time_sweep(program, repeats)
-        _, make_optimizer = resolve_optimizer(cell.optimizer)
-        flop = baselines.flops_per_step(problem, make_optimizer, dtype)
-        timing.append(
-            _timing_row(
-                cell.problem,
-                cell.optimizer,
-                "gdjax.sweep",
-                n_runs,
-                cell.steps,
-                sweep_timing.run_s,
-                sweep_timing.compile_s,
-                flop,
-                flop_rate,
-                textbook_ns[cell.problem],
-            )
-        )
-        loop_s = baselines.python_loop_seconds(
-            problem,
-            make_optimizer,
-            float(cell.learning_rates[0]),
-            steps=PYTHON_LOOP_TIMED_STEPS,
-            repeats=repeats,
-            dtype=dtype,
-        )
-        timing.append(
-            _timing_row(
-                cell.problem,
-                cell.optimizer,
-                "python loop of jitted step",
-                1,
-                PYTHON_LOOP_TIMED_STEPS,
-                loop_s,
-                np.nan,
-                flop,
-                flop_rate,
-                textbook_ns[cell.problem],
-            )
-        )
-        cell_convergence = convergence_frame(result, problem)
-        convergence.append(cell_convergence)
-        row = summarize(cell_convergence, problem)
-        summary.append(row)
-        curves.append(mean_curve(result, row["best_learning_rate"]))
+        timing.extend(done["timing"])
+        convergence.append(done["convergence"])
+        summary.append(done["summary"])
+        curves.append(done["curve"])
         bar.update()
     bar.close()
-    sklearn = None
-    if "linear_regression" in problems:
-        sklearn = baselines.sklearn_comparison(
-            problems["linear_regression"], repeats=repeats, dtype=dtype, devices=devices
-        )
+    convergence = pd.concat(convergence, ignore_index=True)
+    summary = pd.DataFrame(summary)
+    after = {
+        "piece": "after the cells",
+        "cells": [config_of(c) for c in cells],
+        "problems": fingerprints,
+        **where,
+    }
+    sklearn, tuned = cache.get(
+        after,
+        lambda: (
+            baselines.sklearn_comparison(
+                problems["linear_regression"], repeats=repeats, dtype=dtype, devices=devices
+            )
+            if "linear_regression" in problems
+            else None,
+            tuned_table(summary, convergence, cells, problems, dtype=dtype, devices=devices),
+        ),
+    )
     return SuiteTables(
         timing=pd.DataFrame(timing),
-        convergence=pd.concat(convergence, ignore_index=True),
+        convergence=convergence,
         curves=pd.concat(curves, ignore_index=True),
-        summary=pd.DataFrame(summary),
+        summary=summary,
         flop_rate=flop_rate,
         sklearn=sklearn,
+        tuned=tuned,
     )
+
+
+def config_of(cell: Cell) -> dict:
+    """A cell as plain JSON-able values (for the cache key)."""
+    return {**cell._asdict(), "learning_rates": [float(rate) for rate in cell.learning_rates]}
+
+
+def _textbook_timing(problem, dtype, repeats, flop_rate) -> dict:
+    """The textbook numpy loop's ns per step and its timing row (none for a problem of your own)."""
+    if not baselines.has_textbook_loop(problem):
+        return {"ns": np.nan, "rows": []}
+    textbook_s = wall_times(lambda: baselines.run_textbook_loop(problem, TEXTBOOK_TIMED_STEPS), repeats)
+    ns = float(np.median(textbook_s)) / TEXTBOOK_TIMED_STEPS * 1e9
+    gd_flop = baselines.flops_per_step(problem, gdjax.OPTIMIZERS["gd"], dtype)
+    row = _timing_row(
+        problem.name,
+        "gd",
+        "textbook numpy loop",
+        1,
+        TEXTBOOK_TIMED_STEPS,
+        textbook_s,
+        np.nan,
+        gd_flop,
+        flop_rate,
+        ns,
+    )
+    return {"ns": ns, "rows": [row]}
+
+
+def _run_cell(cell, problem, dtype, repeats, devices, flop_rate, textbook_ns) -> dict:
+    """One cell: its sweep timed and measured, and the Python loop of a jitted step beside it."""
+    n_runs = len(cell.learning_rates) * len(cell.seeds)
+    program = gdjax.prepare_sweep(
+        problem,
+        cell.optimizer,
+        cell.learning_rates,
+        cell.steps,
+        seeds=cell.seeds,
+        log_every=cell.log_every,
+        dtype=dtype,
+        devices=devices,
+        tolerance=STOP_TOLERANCE,
+    )
+    sweep_timing, result = time_sweep(program, repeats)
+    _, make_optimizer = resolve_optimizer(cell.optimizer)
+    flop = baselines.flops_per_step(problem, make_optimizer, dtype)
+    loop_s = baselines.python_loop_seconds(
+        problem,
+        make_optimizer,
+        float(cell.learning_rates[0]),
+        steps=PYTHON_LOOP_TIMED_STEPS,
+        repeats=repeats,
+        dtype=dtype,
+    )
+    timing = [
+        _timing_row(
+            cell.problem,
+            cell.optimizer,
+            "gdjax.sweep",
+            n_runs,
+            cell.steps,
+            sweep_timing.run_s,
+            sweep_timing.compile_s,
+            flop,
+            flop_rate,
+            textbook_ns,
+        ),
+        _timing_row(
+            cell.problem,
+            cell.optimizer,
+            "python loop of jitted step",
+            1,
+            PYTHON_LOOP_TIMED_STEPS,
+            loop_s,
+            np.nan,
+            flop,
+            flop_rate,
+            textbook_ns,
+        ),
+    ]
+    cell_convergence = convergence_frame(result, problem)
+    row = summarize(cell_convergence, problem)
+    curve = mean_curve(result, row["best_learning_rate"])
+    return {"timing": timing, "convergence": cell_convergence, "summary": row, "curve": curve}

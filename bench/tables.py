@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Every table's columns, in order, with what each holds. README's column
 # reference is this, verbatim.
@@ -46,7 +46,8 @@ SCHEMA: dict[str, dict[str, str]] = {
         "best_loss": "lowest finite loss on all data at the start, logged points and end",
         "diverged_at": "first step at which the run was seen non-finite; -1 if never",
         "stopped_at": "first step whose parameter change was below 1e-6 (the classic stop); -1 if never",
-        "target_loss": "1.01 x the least-squares cost (regression), 0.01 (XOR), 1e-9 (Rosenbrock)",
+        "target_loss": "1.01 x the least-squares cost (regressions), 1.0001 x the exact minimum "
+        "(logistic), 0.01 (XOR), 1e-9 (Rosenbrock); NaN for a problem of your own",
         "steps_to_target": "first logged step whose loss reached target_loss; -1 if never",
         "param_distance": "Euclidean distance of the final parameters from the known optimum (not XOR)",
         "settled": "final_loss within 0.1% of best_loss (False for oscillating runs such as Adam)",
@@ -74,6 +75,27 @@ SCHEMA: dict[str, dict[str, str]] = {
         "diverged_runs": "runs of the whole grid that diverged",
         "largest_finite_learning_rate": "largest learning rate of the grid at which no seed diverged",
         "predicted_stability_limit": "plain GD on regression: 2 / lambda_max(X.T X / m)",
+    },
+    "tuned.csv": {
+        "problem": "problem name",
+        "optimizer": "optimizer name",
+        "learning_rate": "the best learning rate of the grid (summary.csv), rerun here",
+        "n_seeds": "fresh seeds run (1000..1009: none of them tuned the rate)",
+        "reached_fraction": "fraction of fresh seeds whose final loss is at the target (XOR: solved, "
+        "every output right)",
+        "diverged_seeds": "fresh seeds that diverged",
+        "final_loss_mean": "mean final loss over the fresh seeds that did not diverge",
+        "final_loss_std": "its standard deviation (ddof 1)",
+        "final_loss_ci_low": "95% confidence interval of the mean (Student's t), low end",
+        "final_loss_ci_high": "high end",
+        "steps_to_target_mean": "mean steps to target over the seeds that ended at the target",
+        "steps_to_target_std": "its standard deviation (ddof 1)",
+        "steps_to_target_ci_low": "95% confidence interval of the mean (Student's t), low end",
+        "steps_to_target_ci_high": "high end",
+        "tuneable_lr_low": "lowest rate of the contiguous grid range around the best within 2x of its "
+        "result (steps to target if every seed reached it, else mean final loss)",
+        "tuneable_lr_high": "highest rate of that range",
+        "tuneability_decades": "log10(tuneable_lr_high / tuneable_lr_low): wider is easier to tune",
     },
 }
 # The tables of one run's results folder (python -m bench).
@@ -138,6 +160,7 @@ SORT_KEYS = {
     "convergence.csv": ["problem", "optimizer", "learning_rate", "seed"],
     "curves.csv": ["problem", "optimizer", "step"],
     "summary.csv": ["problem", "optimizer"],
+    "tuned.csv": ["problem", "optimizer"],
     "devices.csv": ["machine", "problem", "optimizer", "device", "device_count"],
     "scaling.csv": [
         "machine",
@@ -161,6 +184,7 @@ INTEGER_COLUMNS = {
     "steps_to_target",
     "n_seeds",
     "diverged_runs",
+    "diverged_seeds",
     "device_count",
     "n_examples",
     "n_features",

@@ -12,7 +12,9 @@ from gdjax.optimizers import OPTIMIZERS as OPTIMIZERS
 from gdjax.problems import Problem as Problem
 from gdjax.problems import function_problem as function_problem
 from gdjax.problems import linear_regression as linear_regression
+from gdjax.problems import logistic_regression as logistic_regression
 from gdjax.problems import quadratic as quadratic
+from gdjax.problems import regression_from_csv as regression_from_csv
 from gdjax.problems import rosenbrock as rosenbrock
 from gdjax.problems import xor as xor
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -100,16 +101,29 @@ def textbook_regression_data(m: int = 100, bias: float = 25.0, variance: float =
 
 
 def linear_regression(
-    X=None, y=None, *, m: int = 100, bias: float = 25.0, variance: float = 10.0, seed: int = 0
+    X=None,
+    y=None,
+    *,
+    m: int = 100,
+    bias: float = 25.0,
+    variance: float = 10.0,
+    seed: int = 0,
+    standardize: bool = False,
+    add_bias: bool = False,
+    name: str = "linear_regression",
 ) -> Problem:
     """Linear regression by least squares, started from ``theta = ones``.
 
     Args:
-        X: your own design matrix, shape (examples, features), bias column
-            included by you. When omitted, the textbook data is generated.
+        X: your own design matrix, shape (examples, features). When omitted,
+            the textbook data is generated (its first column is the bias).
         y: your own targets, shape (examples,). Given together with ``X``.
         m, bias, variance, seed: the textbook data's size, offset, noise
             amplitude and generator seed (used only when ``X`` is omitted).
+        standardize: rescale every non-constant column of ``X`` to mean 0
+            and standard deviation 1; constant columns (a bias) are kept.
+        add_bias: put a column of ones in front of ``X`` (after standardising).
+        name: the problem's name in tables.
 
     Examples:
         >>> prob = linear_regression()
@@ -126,8 +140,21 @@ def linear_regression(
         raise ValueError(f"X must be 2-D with at least one example and one feature; got shape {X.shape}")
     if y.shape != (X.shape[0],):
         raise ValueError(f"y must have shape ({X.shape[0]},) to match X of shape {X.shape}; got {y.shape}")
+    if standardize:
+        X = standardized_columns(X)
+    if add_bias:
+        X = np.column_stack([np.ones(X.shape[0]), X])
     n_features = X.shape[1]
-    return Problem("linear_regression", X, y, regression_cost, lambda seed: np.ones(n_features))
+    return Problem(name, X, y, regression_cost, lambda seed: np.ones(n_features))
+
+
+def standardized_columns(X: np.ndarray) -> np.ndarray:
+    """``X`` with every non-constant column at mean 0 and standard deviation 1; constant columns kept."""
+    spread = X.std(axis=0)
+    varies = spread > 0
+    scaled = X.copy()
+    scaled[:, varies] = (X[:, varies] - X[:, varies].mean(axis=0)) / spread[varies]
+    return scaled
 
 
 def xor(hidden: int = 4) -> Problem:
@@ -147,6 +174,98 @@ def xor(hidden: int = 4) -> Problem:
         return {"W0": W0, "W1": W1}
 
     return Problem("xor", XOR_INPUTS.copy(), XOR_TARGETS.copy(), xor_loss, init)
+
+
+def regression_from_csv(
+    path, target: str, *, standardize: bool = False, add_bias: bool = False, name: str | None = None
+) -> Problem:
+    """A least-squares regression of the CSV file's column ``target`` on all its other columns.
+
+    The file needs a header row; every other column is a feature, and every
+    value must be a finite number. ``standardize`` and ``add_bias`` are
+    ``linear_regression``'s; the name defaults to the file's stem. A file
+    that cannot be used gets a ``ValueError`` naming the file and the fault.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)  # raw text, to name a bad cell
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        reason = "it is empty" if isinstance(error, pd.errors.EmptyDataError) else _first_line(error)
+        raise ValueError(f"{path}: not a readable CSV file ({reason})") from None
+    if target not in frame.columns:
+        raise ValueError(f"{path}: no column {target!r}; columns: {', '.join(map(str, frame.columns))}")
+    if len(frame) == 0:
+        raise ValueError(f"{path}: no data rows under the header")
+    if frame.shape[1] < 2:
+        raise ValueError(f"{path}: needs at least one feature column besides the target {target!r}")
+    for column in frame.columns:
+        values = pd.to_numeric(frame[column], errors="coerce").astype(np.float64)
+        bad = ~np.isfinite(values.to_numpy())
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            cell = frame[column].iloc[row]
+            raise ValueError(
+                f"{path}: column {column!r}, data row {row + 1}: "
+                f"{repr(cell) if cell.strip() else 'an empty cell'} is not a finite number"
+            )
+        frame[column] = values
+    features = frame.drop(columns=[target]).to_numpy(dtype=np.float64)
+    return linear_regression(
+        features,
+        frame[target].to_numpy(dtype=np.float64),
+        standardize=standardize,
+        add_bias=add_bias,
+        name=name or path.stem,
+    )
+
+
+# Logistic regression's generated data: labels from this line through the
+# features (bias, x1, x2); LABEL_NOISE of them flipped unless separable.
+LOGISTIC_TRUE_WEIGHTS = np.array([0.5, 2.0, -1.0])
+LABEL_NOISE = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class LogisticLoss:
+    """Mean log-loss of ``sigmoid(X @ w)`` against labels in {0, 1}, plus ``l2 / 2 * ||w||**2``.
+
+    Equal for the same ``l2``, so sweeps of one penalty share a compiled program.
+    """
+
+    l2: float
+
+    def __call__(self, w, X, y):
+        logits = X @ w
+        # log(1 + exp(z)) - y z is -[y log p + (1 - y) log(1 - p)], p = sigmoid(z), without overflow
+        log_loss = jnp.mean(jnp.logaddexp(0.0, logits) - y * logits)
+        return log_loss + 0.5 * self.l2 * jnp.sum(w**2)
+
+
+def logistic_regression(m: int = 200, *, separable: bool = False, l2: float = 1e-2, seed: int = 0) -> Problem:
+    """L2-regularised logistic regression on generated 2-D data, started from ``w = 0``.
+
+    Features are standard normal (plus a bias column); the label is 1 where
+    ``X @ LOGISTIC_TRUE_WEIGHTS > 0``. Unless ``separable``, each label is
+    flipped with probability LABEL_NOISE. The penalty ``l2 > 0`` makes the
+    minimum unique and finite even on separable data, so it can be computed
+    exactly (Newton's method, see ``bench.suites.optimum``).
+    """
+    if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1:
+        raise ValueError(f"m must be an integer >= 1; got {m!r}")
+    if not _is_finite_number(l2) or l2 <= 0:
+        raise ValueError(f"l2 must be a finite number > 0 (the minimum is then unique); got {l2!r}")
+    rng = np.random.RandomState(seed)
+    X = np.column_stack([np.ones(m), rng.standard_normal((m, 2))])
+    y = (X @ LOGISTIC_TRUE_WEIGHTS > 0).astype(np.float64)
+    if not separable:
+        flipped = rng.uniform(size=m) < LABEL_NOISE
+        y = np.where(flipped, 1.0 - y, y)
+    name = "logistic_regression_separable" if separable else "logistic_regression"
+    return Problem(name, X, y, LogisticLoss(float(l2)), lambda seed: np.zeros(3))
 
 
 @dataclasses.dataclass(frozen=True)

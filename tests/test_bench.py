@@ -1,6 +1,7 @@
 """The harness: command line, tables, atomic writes, check, metrics."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -76,6 +77,23 @@ def test_small_run_draws_the_lessons_and_compares_with_sklearn(small_results):
     assert "## scikit-learn beside gdjax" in summary
 
 
+def test_report_puts_each_problems_plots_beside_its_tables(small_results):
+    report = (small_results / "report.md").read_text()
+    sections = report.split("\n## ")[1:]
+    assert [section.splitlines()[0] for section in sections] == ["xor", "linear_regression"]  # as asked
+    for section in sections:
+        problem = section.splitlines()[0]
+        images = re.findall(r'<img src="([^"]+)"', section)
+        assert f"curves-{problem}.png" in images
+        assert f"sensitivity-{problem}.png" in images
+        assert all((small_results / name).is_file() for name in images)
+        for heading in ("Best learning rate of the grid", "Tuned: the best rate on fresh seeds", "Speed"):
+            assert f"**{heading}**" in section
+        table_rows = [line for line in section.splitlines() if line.startswith(f"| {problem} |")]
+        # best rate and tuned: a row per optimizer; speed: sweep and python loop each, and the textbook loop
+        assert len(table_rows) == 2 + 2 + 2 * 2 + 1
+
+
 def test_convergence_is_identical_across_runs_and_check_agrees(small_results, tmp_path, capsys):
     assert main([*SMALL_RUN, "--out", str(tmp_path)]) == 0
     (again,) = tmp_path.iterdir()
@@ -138,7 +156,10 @@ def test_non_numeric_cell_is_reported_with_row_and_column(small_results, tmp_pat
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--problems", "mnist"], "unknown problem 'mnist'; allowed: linear_regression, xor"),
+        (
+            ["--problems", "mnist"],
+            "unknown problem 'mnist'; allowed: linear_regression, linear_regression_standardized",
+        ),
         (
             ["--optimizers", "gd,lbfgs"],
             "optimizer 'lbfgs' is not registered; known: adam, gd, momentum, nesterov, sgd",
@@ -288,7 +309,11 @@ def test_interrupted_run_leaves_old_or_new_results_never_a_mix(tmp_path, signal_
     else:  # the run finished before the signal: complete new results
         assert set(tables.RUN_TABLES) | {"metadata.json", "summary.md"} <= names
         assert tables.check(folder, folder) == []
-    assert sorted(path.name for path in tmp_path.iterdir()) == [folder.name]
+    # besides the results, at most the pieces kept for a resumed run
+    assert sorted(path.name for path in tmp_path.iterdir()) in (
+        [folder.name],
+        [f".{folder.name}.partial", folder.name],
+    )
 
 
 def test_steps_to_target_from_logged_curve():

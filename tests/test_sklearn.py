@@ -22,7 +22,7 @@ def test_sklearn_rows_are_there_and_final_losses_agree():
         "scikit-learn SGDRegressor",
         "gdjax.sweep sgd",
     ]
-    exact = least_squares(baselines.standardized_regression(problem))[1]
+    exact = least_squares(gdjax.linear_regression(problem.X, problem.y, standardize=True))[1]
     np.testing.assert_allclose(frame.loc["scikit-learn LinearRegression", "final_loss"], exact, rtol=1e-10)
     for implementation in ("scikit-learn SGDRegressor", "gdjax.sweep sgd"):
         assert 1 <= frame.loc[implementation, "loss_ratio_to_least_squares"] <= 1 + SGD_LOSS_RTOL
@@ -33,7 +33,7 @@ def test_sklearn_rows_are_there_and_final_losses_agree():
 
 
 def test_standardized_regression_keeps_the_bias_column():
-    data = baselines.standardized_regression(gdjax.linear_regression())
+    data = gdjax.linear_regression(standardize=True)
     np.testing.assert_array_equal(data.X[:, 0], 1.0)
     np.testing.assert_allclose([data.X[:, 1].mean(), data.X[:, 1].std()], [0.0, 1.0], atol=1e-12)
 

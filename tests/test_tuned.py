@@ -1,0 +1,70 @@
+"""The tuned comparison: statistics against textbook values, tuneability, fresh seeds."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gdjax
+from bench.baselines import sigmoid
+from bench.metrics import convergence_frame, summarize
+from bench.suites import build_suite
+from bench.tuned import FRESH_SEEDS, mean_std_interval, tuneable_range, tuned_table
+
+
+def test_interval_uses_students_t():
+    values = np.arange(10.0)
+    mean, std, low, high = mean_std_interval(values)
+    assert mean == 4.5
+    assert std == pytest.approx(np.sqrt(np.sum((values - 4.5) ** 2) / 9))
+    # t(0.975, 9 degrees of freedom) = 2.262, from any statistics table
+    assert (high - mean) == pytest.approx(2.262 * std / np.sqrt(10), rel=1e-3)
+    assert mean - low == pytest.approx(high - mean)
+    assert np.isnan(mean_std_interval([3.0])[1])
+    assert np.all(np.isnan(mean_std_interval([])))
+
+
+def _grid(rates, steps, final, target=1.0):
+    return pd.DataFrame(
+        {
+            "learning_rate": np.repeat(rates, 2),
+            "steps_to_target": np.repeat(steps, 2),
+            "final_loss": np.repeat(final, 2),
+            "target_loss": target,
+        }
+    )
+
+
+def test_tuneable_range_is_contiguous_around_the_best():
+    rates = [1e-3, 1e-2, 1e-1, 1.0, 10.0]
+    # steps 400, 150, 100, 300 (> 2x the best's 100), 120 (within, but not contiguous)
+    grid = _grid(rates, [400, 150, 100, 300, 120], [0.5] * 5)
+    assert tuneable_range(grid, 1e-1, minimum=0.0) == (1e-2, 1e-1)
+
+
+def test_tuneable_range_without_target_compares_excess_over_the_minimum():
+    rates = [1e-3, 1e-2, 1e-1]
+    # minimum 3.0: excesses 2.0, 0.5, 0.8 (within 2x of 0.5) though raw losses are all within 2x
+    grid = _grid(rates, [-1, -1, -1], [5.0, 3.5, 3.8], target=3.03)
+    assert tuneable_range(grid, 1e-2, minimum=3.0) == (1e-2, 1e-1)
+
+
+def test_tuned_table_reruns_the_best_rate_on_fresh_seeds():
+    problem = gdjax.xor()
+    (cell,) = build_suite(["xor"], ["gd"], quick=True)
+    result = gdjax.sweep(problem, "gd", cell.learning_rates, cell.steps, seeds=cell.seeds, log_every=100)
+    convergence = convergence_frame(result, problem)
+    summary = pd.DataFrame([summarize(convergence, problem)])
+    (row,) = tuned_table(summary, convergence, [cell], {"xor": problem}, dtype="float32").itertuples()
+    assert row.n_seeds == len(FRESH_SEEDS) >= 10
+    assert not set(FRESH_SEEDS) & set(cell.seeds)
+    fresh = gdjax.sweep(problem, "gd", [row.learning_rate], cell.steps, seeds=FRESH_SEEDS, log_every=100)
+    outputs = [
+        sigmoid(sigmoid(problem.X @ fresh.params["W0"][s, 0]) @ fresh.params["W1"][s, 0])
+        for s in range(len(FRESH_SEEDS))
+    ]
+    solved = [bool(np.all((np.asarray(out) > 0.5) == (problem.y > 0.5))) for out in outputs]
+    # reaching the target (loss <= 0.01) implies solving; here the two agree seed by seed
+    assert row.reached_fraction == pytest.approx(np.mean(solved))
+    losses = fresh.final_loss[:, 0]
+    np.testing.assert_allclose(row.final_loss_mean, losses.mean(), rtol=1e-6)
+    assert row.final_loss_ci_low <= row.final_loss_mean <= row.final_loss_ci_high
