@@ -54,6 +54,8 @@ def tuneable_range(convergence: pd.DataFrame, best_rate: float, minimum: float) 
     else:  # nothing reached the target at the best rate: compare final losses
         final = by_rate["final_loss"].apply(lambda loss: np.where(np.isfinite(loss), loss, np.inf).mean())
         excess = final - (0.0 if np.isnan(minimum) else minimum)
+        if not np.isfinite(excess[best_rate]):  # every seed diverged even at the best rate
+            return best_rate, best_rate
         good = excess <= TUNEABILITY_FACTOR * excess[best_rate]
     rates = good.index.to_numpy()
     at = int(np.flatnonzero(rates == best_rate)[0])

@@ -48,6 +48,11 @@ def test_tuneable_range_without_target_compares_excess_over_the_minimum():
     assert tuneable_range(grid, 1e-2, minimum=3.0) == (1e-2, 1e-1)
 
 
+def test_tuneable_range_of_a_grid_that_diverged_everywhere_is_the_best_rate_alone():
+    grid = _grid([1e-2, 1e-1, 1.0], [-1, -1, -1], [np.inf, np.inf, np.inf])
+    assert tuneable_range(grid, 1e-1, minimum=0.0) == (1e-1, 1e-1)
+
+
 def test_tuned_table_reruns_the_best_rate_on_fresh_seeds():
     problem = gdjax.xor()
     (cell,) = build_suite(["xor"], ["gd"], quick=True)
