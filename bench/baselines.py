@@ -3,12 +3,15 @@
 * the textbook numpy loop: one learning rate, the textbook's own operations;
 * the per-learning-rate Python loop calling a jitted single step;
 * the floor: the problem's FLOP per step (XLA's count) at the fused
-  multiply-add rate this device reaches in a small jitted kernel.
+  multiply-add rate this device reaches in a small jitted kernel; and the
+  same with its transcendental operations (exp, log, ...) at the exp rate
+  reached the same way.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -106,10 +109,15 @@ def has_textbook_loop(problem: gdjax.Problem) -> bool:
     return known_objective(problem) != "unknown"
 
 
-def jitted_step(problem, make_optimizer, learning_rate, dtype):
-    """A jitted single step of one run, its starting state, and the step's arguments."""
+def jitted_step(problem, make_optimizer, learning_rate, dtype, batch_size=None):
+    """A jitted single step of one run, its starting state, and the step's arguments.
+
+    With a ``batch_size`` the step sees that many examples (the first ones),
+    as a minibatch step of a sweep does; without, all of them.
+    """
     optimizer = make_optimizer(learning_rate)
-    X, y = jnp.asarray(problem.X, dtype), jnp.asarray(problem.y, dtype)
+    rows = slice(batch_size)
+    X, y = jnp.asarray(problem.X[rows], dtype), jnp.asarray(problem.y[rows], dtype)
     params = jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype), problem.init(0))
 
     @jax.jit
@@ -121,9 +129,9 @@ def jitted_step(problem, make_optimizer, learning_rate, dtype):
     return step, (params, optimizer.init(params), X, y)
 
 
-def python_loop_seconds(problem, make_optimizer, learning_rate, *, steps, repeats, dtype):
+def python_loop_seconds(problem, make_optimizer, learning_rate, *, steps, repeats, dtype, batch_size=None):
     """Seconds of each repeat of a Python loop of ``steps`` jitted single steps (one learning rate)."""
-    step, (params, opt_state, X, y) = jitted_step(problem, make_optimizer, learning_rate, dtype)
+    step, (params, opt_state, X, y) = jitted_step(problem, make_optimizer, learning_rate, dtype, batch_size)
 
     def loop():
         p, s = params, opt_state
@@ -134,41 +142,80 @@ def python_loop_seconds(problem, make_optimizer, learning_rate, *, steps, repeat
     return wall_times(loop, repeats)
 
 
-def flops_per_step(problem, make_optimizer, dtype) -> float:
-    """FLOP of one optimizer step of one run, as XLA's cost analysis counts them."""
-    step, arguments = jitted_step(problem, make_optimizer, 1e-3, dtype)
+class StepCost(NamedTuple):
+    """The work of one optimizer step of one run, as XLA's cost analysis counts it."""
+
+    flop: float
+    transcendentals: float  # exp, log, tanh, ...: each one op, each far dearer than a multiply-add
+
+
+def step_cost(problem, make_optimizer, dtype, batch_size=None) -> StepCost:
+    """FLOP and transcendental operations of one optimizer step of one run (XLA's cost analysis).
+
+    ``batch_size``: examples a step sees (None: all), as in the sweep measured.
+    """
+    step, arguments = jitted_step(problem, make_optimizer, 1e-3, dtype, batch_size)
     analysis = step.lower(*arguments).compile().cost_analysis()
     if isinstance(analysis, list):  # older JAX returned one dict per computation
         analysis = analysis[0]
-    return float(analysis["flops"])
+    return StepCost(float(analysis["flops"]), float(analysis.get("transcendentals", 0.0)))
+
+
+class FloorRates(NamedTuple):
+    """The best rates these devices reached together, in jitted kernels: the floor's yardsticks."""
+
+    flop_per_s: float  # multiply-add chain, 2 FLOP each
+    exp_per_s: float  # exp chain
+
+
+def floor_ns(cost: StepCost, rates: FloorRates) -> tuple[float, float]:
+    """ns of one step's FLOP at the multiply-add rate; and with its transcendentals at the exp rate added."""
+    flop_ns = cost.flop / rates.flop_per_s * 1e9
+    return flop_ns, flop_ns + cost.transcendentals / rates.exp_per_s * 1e9
 
 
 def _fma_chain(x, a, b, iterations):
     return lax.fori_loop(0, iterations, lambda _, x: x * a + b, x)
 
 
-def measure_flop_rate(
-    dtype="float32", *, devices=None, sizes=(16_384, 262_144), flop_per_size=2e9, repeats=3
-):
-    """The best rate (FLOP/s) of a jitted multiply-add chain, run on every one of ``devices`` at once.
+def _exp_chain(x, a, b, iterations):
+    del a, b
+    return lax.fori_loop(0, iterations, lambda _, x: jnp.exp(-x), x)  # stays in (0, 1]
 
-    Each device updates its own vector of ``size`` elements; each multiply-add
-    counts 2 FLOP. The best size and repeat is taken: the floor is what these
-    devices can do at best, together, as a sweep split over them does.
+
+def _best_rate(chain, ops_per_element, dtype, devices, sizes, ops_per_size, repeats) -> float:
+    """The best rate (ops/s) of ``chain`` updating a vector on every one of ``devices`` at once.
+
+    Each device updates its own vector of ``size`` elements. The best size and
+    repeat is taken: the floor is what these devices can do at best,
+    together, as a sweep split over them does.
     """
     mesh = gdjax.runs_mesh(devices)
     spec = PartitionSpec(mesh.axis_names[0])
     best = 0.0
     for size in sizes:
-        iterations = max(1, int(flop_per_size / (2 * size)))
-        chain = functools.partial(_fma_chain, iterations=iterations)
-        kernel = jax.jit(jax.shard_map(chain, mesh=mesh, in_specs=(spec, None, None), out_specs=spec))
+        iterations = max(1, int(ops_per_size / (ops_per_element * size)))
+        body = functools.partial(chain, iterations=iterations)
+        kernel = jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(spec, None, None), out_specs=spec))
         x = jax.device_put(jnp.ones(size * mesh.size, dtype), NamedSharding(mesh, spec))
         a, b = jnp.asarray(0.999, dtype), jnp.asarray(1e-3, dtype)
         compiled = kernel.lower(x, a, b).compile()
         seconds = min(wall_times(lambda: jax.block_until_ready(compiled(x, a, b)), repeats))  # noqa: B023
-        best = max(best, 2 * size * mesh.size * iterations / seconds)
+        best = max(best, ops_per_element * size * mesh.size * iterations / seconds)
     return best
+
+
+def measure_flop_rate(dtype="float32", *, devices=None, sizes=(16_384, 262_144), repeats=3) -> float:
+    """The best rate (FLOP/s) of a jitted multiply-add chain (2 FLOP each) on ``devices`` together."""
+    return _best_rate(_fma_chain, 2, dtype, devices, sizes, 2e9, repeats)
+
+
+def measure_floor_rates(dtype="float32", *, devices=None, repeats=3) -> FloorRates:
+    """The multiply-add rate and the exp rate (one exp, and a negation, per element and iteration)."""
+    return FloorRates(
+        measure_flop_rate(dtype, devices=devices, repeats=repeats),
+        _best_rate(_exp_chain, 1, dtype, devices, (16_384, 262_144), 2e8, repeats),
+    )
 
 
 # gdjax's SGD beside scikit-learn's: learning rates of the one sweep gdjax runs.

@@ -303,7 +303,7 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def _metadata(argv, device, tag, profile, dtype, cells, flop_rate, repeats) -> dict:
+def _metadata(argv, device, tag, profile, dtype, cells, tables, repeats) -> dict:
     import jax
 
     versions = {
@@ -329,7 +329,8 @@ def _metadata(argv, device, tag, profile, dtype, cells, flop_rate, repeats) -> d
         "seeds": sorted({seed for cell in cells for seed in cell.seeds}),
         "steps": {cell.problem: cell.steps for cell in cells},
         "repeats": repeats,
-        "floor_gflop_per_s": flop_rate / 1e9,
+        "floor_gflop_per_s": tables.flop_rate / 1e9,
+        "floor_gexp_per_s": tables.exp_rate / 1e9,
     }
 
 
@@ -392,7 +393,7 @@ def run(argv: list[str]) -> int:
                 lambda: conditioning_table(profile, dtype=args.dtype, devices=devices),
             )
             tables = tables._replace(conditioning=conditioning)
-    meta = _metadata(argv, device, tag, profile, args.dtype, cells, tables.flop_rate, repeats)
+    meta = _metadata(argv, device, tag, profile, args.dtype, cells, tables, repeats)
     if not writes:
         print(f"process {args.process_id}: done; process 0 writes {folder}/")
         return 0

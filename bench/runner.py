@@ -30,6 +30,7 @@ class SuiteTables(NamedTuple):
     curves: pd.DataFrame
     summary: pd.DataFrame
     flop_rate: float
+    exp_rate: float
     # scikit-learn beside gdjax's SGD: None when scikit-learn is missing or the regression was not run
     sklearn: pd.DataFrame | None = None
     # steps against the condition number: None outside the default and quick profiles
@@ -39,10 +40,10 @@ class SuiteTables(NamedTuple):
 
 
 def _timing_row(
-    cell_problem, optimizer, implementation, n_runs, steps, run_s, compile_s, flop, flop_rate, textbook_ns
+    cell_problem, optimizer, implementation, n_runs, steps, run_s, compile_s, cost, rates, textbook_ns
 ):
     ns, fastest, slowest = per_lr_step_ns(run_s, n_runs, steps)
-    floor_ns = flop / flop_rate * 1e9
+    flop_floor_ns, full_floor_ns = baselines.floor_ns(cost, rates)
     return {
         "problem": cell_problem,
         "optimizer": optimizer,
@@ -54,10 +55,13 @@ def _timing_row(
         "ns_per_lr_step_min": fastest,
         "ns_per_lr_step_max": slowest,
         "lr_steps_per_s": 1e9 / ns,
-        "flop_per_lr_step": flop,
-        "floor_ns_per_lr_step": floor_ns,
+        "flop_per_lr_step": cost.flop,
+        "floor_ns_per_lr_step": flop_floor_ns,
+        "transcendentals_per_lr_step": cost.transcendentals,
+        "floor_with_transcendentals_ns": full_floor_ns,
         "speedup_over_textbook": textbook_ns / ns,
-        "ratio_to_floor": ns / floor_ns,
+        "ratio_to_floor": ns / flop_floor_ns,
+        "ratio_to_floor_with_transcendentals": ns / full_floor_ns,
     }
 
 
@@ -92,8 +96,8 @@ def run_suite(
 def _run_cells(cells, problems, cache, *, dtype, repeats, devices, progress) -> SuiteTables:
     bar = tqdm(total=len(cells) + 1, desc="floor", unit="sweep", disable=not progress, leave=False)
     where = {"dtype": dtype, "repeats": repeats, "devices": [str(d) for d in devices or jax.devices()]}
-    flop_rate = cache.get(
-        {"piece": "floor", **where}, lambda: baselines.measure_flop_rate(dtype, devices=devices)
+    rates = cache.get(
+        {"piece": "floor", **where}, lambda: baselines.measure_floor_rates(dtype, devices=devices)
     )
     bar.update()
     fingerprints = {
@@ -109,15 +113,13 @@ def _run_cells(cells, problems, cache, *, dtype, repeats, devices, progress) -> 
         if cell.problem not in textbook_ns:
             textbook = cache.get(
                 {"piece": "textbook", "problem": fingerprints[cell.problem], **where},
-                lambda p=problem: _textbook_timing(p, dtype, repeats, flop_rate),
+                lambda p=problem: _textbook_timing(p, dtype, repeats, rates),
             )
             textbook_ns[cell.problem] = textbook["ns"]
             timing.extend(textbook["rows"])
         done = cache.get(
             {"piece": "cell", "problem": fingerprints[cell.problem], **config_of(cell), **where},
-            lambda c=cell, p=problem: _run_cell(
-                c, p, dtype, repeats, devices, flop_rate, textbook_ns[c.problem]
-            ),
+            lambda c=cell, p=problem: _run_cell(c, p, dtype, repeats, devices, rates, textbook_ns[c.problem]),
         )
         timing.extend(done["timing"])
         convergence.append(done["convergence"])
@@ -149,7 +151,8 @@ def _run_cells(cells, problems, cache, *, dtype, repeats, devices, progress) -> 
         convergence=convergence,
         curves=pd.concat(curves, ignore_index=True),
         summary=summary,
-        flop_rate=flop_rate,
+        flop_rate=rates.flop_per_s,
+        exp_rate=rates.exp_per_s,
         sklearn=sklearn,
         tuned=tuned,
     )
@@ -160,13 +163,13 @@ def config_of(cell: Cell) -> dict:
     return {**cell._asdict(), "learning_rates": [float(rate) for rate in cell.learning_rates]}
 
 
-def _textbook_timing(problem, dtype, repeats, flop_rate) -> dict:
+def _textbook_timing(problem, dtype, repeats, rates) -> dict:
     """The textbook numpy loop's ns per step and its timing row (none for a problem of your own)."""
     if not baselines.has_textbook_loop(problem):
         return {"ns": np.nan, "rows": []}
     textbook_s = wall_times(lambda: baselines.run_textbook_loop(problem, TEXTBOOK_TIMED_STEPS), repeats)
     ns = float(np.median(textbook_s)) / TEXTBOOK_TIMED_STEPS * 1e9
-    gd_flop = baselines.flops_per_step(problem, gdjax.OPTIMIZERS["gd"], dtype)
+    gd_cost = baselines.step_cost(problem, gdjax.OPTIMIZERS["gd"], dtype)
     row = _timing_row(
         problem.name,
         "gd",
@@ -175,14 +178,14 @@ def _textbook_timing(problem, dtype, repeats, flop_rate) -> dict:
         TEXTBOOK_TIMED_STEPS,
         textbook_s,
         np.nan,
-        gd_flop,
-        flop_rate,
+        gd_cost,
+        rates,
         ns,
     )
     return {"ns": ns, "rows": [row]}
 
 
-def _run_cell(cell, problem, dtype, repeats, devices, flop_rate, textbook_ns) -> dict:
+def _run_cell(cell, problem, dtype, repeats, devices, rates, textbook_ns) -> dict:
     """One cell: its sweep timed and measured, and the Python loop of a jitted step beside it."""
     n_runs = len(cell.learning_rates) * len(cell.seeds)
     program = gdjax.prepare_sweep(
@@ -198,7 +201,8 @@ def _run_cell(cell, problem, dtype, repeats, devices, flop_rate, textbook_ns) ->
     )
     sweep_timing, result = time_sweep(program, repeats)
     _, make_optimizer = resolve_optimizer(cell.optimizer)
-    flop = baselines.flops_per_step(problem, make_optimizer, dtype)
+    # the work of the step the sweep takes: a minibatch's for sgd
+    cost = baselines.step_cost(problem, make_optimizer, dtype, program.batch_size)
     loop_s = baselines.python_loop_seconds(
         problem,
         make_optimizer,
@@ -206,6 +210,7 @@ def _run_cell(cell, problem, dtype, repeats, devices, flop_rate, textbook_ns) ->
         steps=PYTHON_LOOP_TIMED_STEPS,
         repeats=repeats,
         dtype=dtype,
+        batch_size=program.batch_size,
     )
     timing = [
         _timing_row(
@@ -216,8 +221,8 @@ def _run_cell(cell, problem, dtype, repeats, devices, flop_rate, textbook_ns) ->
             cell.steps,
             sweep_timing.run_s,
             sweep_timing.compile_s,
-            flop,
-            flop_rate,
+            cost,
+            rates,
             textbook_ns,
         ),
         _timing_row(
@@ -228,8 +233,8 @@ def _run_cell(cell, problem, dtype, repeats, devices, flop_rate, textbook_ns) ->
             PYTHON_LOOP_TIMED_STEPS,
             loop_s,
             np.nan,
-            flop,
-            flop_rate,
+            cost,
+            rates,
             textbook_ns,
         ),
     ]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Every table's columns, in order, with what each holds. README's column
 # reference is this, verbatim.
@@ -30,8 +30,12 @@ SCHEMA: dict[str, dict[str, str]] = {
         "lr_steps_per_s": "1e9 / ns_per_lr_step",
         "flop_per_lr_step": "FLOP of one step of one run, as XLA's cost analysis counts them",
         "floor_ns_per_lr_step": "flop_per_lr_step at the multiply-add rate measured in this run",
+        "transcendentals_per_lr_step": "exp, log, ... of one step of one run (XLA's cost analysis)",
+        "floor_with_transcendentals_ns": "floor_ns_per_lr_step plus transcendentals_per_lr_step at the exp "
+        "rate measured in this run",
         "speedup_over_textbook": "textbook numpy loop's ns per step / ns_per_lr_step",
         "ratio_to_floor": "ns_per_lr_step / floor_ns_per_lr_step (1 = at the floor)",
+        "ratio_to_floor_with_transcendentals": "ns_per_lr_step / floor_with_transcendentals_ns",
     },
     "convergence.csv": {
         "problem": "problem name",

@@ -362,3 +362,17 @@ def test_asking_for_a_device_that_is_not_there_names_the_ones_that_are(tmp_path,
     assert main(["--device", "gpu", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err == "bench: error: device 'gpu' is not available; available: cpu\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sgd_speed_is_measured_against_the_work_of_its_minibatch_step():
+    from bench import baselines
+    from bench.runner import run_suite
+
+    problem = gdjax.linear_regression()
+    full = baselines.step_cost(problem, gdjax.OPTIMIZERS["sgd"], "float32")
+    one = baselines.step_cost(problem, gdjax.OPTIMIZERS["sgd"], "float32", batch_size=1)
+    assert one.flop < full.flop / 20  # one example of 100
+    cells = build_suite(["linear_regression"], ["sgd"], learning_rates=[1e-4], seeds=[0], steps=50)
+    timing = run_suite(cells, dtype="float32", repeats=1, progress=False).timing.set_index("implementation")
+    assert timing.loc["gdjax.sweep", "flop_per_lr_step"] == one.flop
+    assert timing.loc["python loop of jitted step", "flop_per_lr_step"] == one.flop

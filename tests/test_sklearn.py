@@ -57,5 +57,6 @@ def test_without_sklearn_the_suite_runs_and_says_it_skipped(monkeypatch):
         "seeds": [0],
         "versions": {"jax": "x", "optax": "x", "gdjax": "x"},
         "floor_gflop_per_s": tables.flop_rate / 1e9,
+        "floor_gexp_per_s": tables.exp_rate / 1e9,
     }
     assert "Skipped: scikit-learn is not installed" in summary_markdown(tables, metadata, [])

@@ -22,16 +22,16 @@ GRIDS = [(256, 10_000), (4096, 10_000), (65_536, 1_000)]  # (learning rates, ste
 
 
 @pytest.fixture(scope="module")
-def flop_rate():
-    """The multiply-add rate of all local devices, measured once for the module."""
-    return baselines.measure_flop_rate("float32", devices=jax.devices())
+def floor_rates():
+    """The multiply-add and exp rates of all local devices, measured once for the module."""
+    return baselines.measure_floor_rates("float32", devices=jax.devices())
 
 
 @pytest.mark.parametrize(("n_lrs", "steps"), GRIDS)
 @pytest.mark.parametrize(
     ("make_problem", "low", "high"), [(gdjax.linear_regression, 1e-6, 6e-4), (gdjax.xor, 1e-2, 10.0)]
 )
-def test_sweep_speed(benchmark, make_problem, low, high, n_lrs, steps, flop_rate):
+def test_sweep_speed(benchmark, make_problem, low, high, n_lrs, steps, floor_rates):
     prob = make_problem()
     program = gdjax.prepare_sweep(prob, "gd", np.geomspace(low, high, n_lrs), steps)
     start = time.perf_counter()
@@ -46,7 +46,8 @@ def test_sweep_speed(benchmark, make_problem, low, high, n_lrs, steps, flop_rate
         ns = benchmark.stats.stats.median / per_lr_step
         textbook_s = wall_times(lambda: baselines.run_textbook_loop(prob, TEXTBOOK_STEPS), 3)
         textbook_ns = float(np.median(textbook_s)) / TEXTBOOK_STEPS * 1e9
-        floor_ns = baselines.flops_per_step(prob, gdjax.OPTIMIZERS["gd"], "float32") / flop_rate * 1e9
+        cost = baselines.step_cost(prob, gdjax.OPTIMIZERS["gd"], "float32")
+        floor_ns, full_floor_ns = baselines.floor_ns(cost, floor_rates)
         benchmark.extra_info.update(
             ns_per_lr_step=round(ns, 2),
             ns_per_lr_step_min=round(benchmark.stats.stats.min / per_lr_step, 2),
@@ -55,6 +56,9 @@ def test_sweep_speed(benchmark, make_problem, low, high, n_lrs, steps, flop_rate
             speedup_over_textbook=round(textbook_ns / ns, 1),
             floor_ns_per_lr_step=round(floor_ns, 2),
             ratio_to_floor=round(ns / floor_ns, 2),
+            transcendentals_per_step=cost.transcendentals,
+            floor_with_transcendentals_ns=round(full_floor_ns, 2),
+            ratio_to_floor_with_transcendentals=round(ns / full_floor_ns, 2),
             compile_s=round(compile_s, 3),
             devices=len(jax.devices()),
         )
