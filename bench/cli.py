@@ -24,7 +24,7 @@ import numpy as np
 
 from bench import INTERRUPTED
 from bench.devices import device_tag
-from bench.suites import PROBLEMS, SUITE_OPTIMIZERS, build_suite
+from bench.suites import KNOWN_PROBLEMS, PROBLEMS, SUITE_OPTIMIZERS, build_suite
 from bench.tables import (
     MACHINE_TABLES,
     OPTIONAL_RUN_TABLES,
@@ -54,11 +54,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _problem_names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in PROBLEMS and ":" not in name]
+    unknown = [name for name in names if name not in KNOWN_PROBLEMS and ":" not in name]
     if not names or unknown:
         raise argparse.ArgumentTypeError(
             f"unknown problem {', '.join(map(repr, unknown)) or repr(text)}; "
-            f"allowed: {', '.join(PROBLEMS)}, or module:function"
+            f"allowed: {', '.join(KNOWN_PROBLEMS)}, or module:function"
         )
     return names
 
@@ -81,7 +81,7 @@ def _problems(args) -> dict:
             problem = gdjax.regression_from_csv(
                 args.data, args.target, standardize=args.standardize, add_bias=args.bias
             )
-            if problem.name in problems or problem.name in PROBLEMS:
+            if problem.name in problems or problem.name in KNOWN_PROBLEMS:
                 raise ValueError(f"--data {args.data}: its name {problem.name!r} is a problem's already")
             problems[problem.name] = problem
     except ValueError as error:
@@ -152,7 +152,7 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--problems",
         type=_problem_names,
-        help=f"comma-separated: {', '.join(PROBLEMS)}, or module:function returning a gdjax.Problem "
+        help=f"comma-separated: {', '.join(KNOWN_PROBLEMS)}, or module:function returning a gdjax.Problem "
         "(default: all built-in; only the --data problem when --data is given)",
     )
     data = parser.add_argument_group("your own data: a least-squares regression from a CSV file")

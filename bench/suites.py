@@ -19,14 +19,20 @@ PROBLEMS = {
     "rosenbrock": gdjax.rosenbrock,
     "logistic_regression": gdjax.logistic_regression,
 }
+# Built in too, asked for by name (--problems), not in the default suite.
+MORE_PROBLEMS = {
+    "logistic_regression_separable": lambda: gdjax.logistic_regression(separable=True),
+}
+KNOWN_PROBLEMS = {**PROBLEMS, **MORE_PROBLEMS}
 TEXTBOOK_STEPS = {
     "linear_regression": 100_000,
     "linear_regression_standardized": 10_000,
     "xor": 60_000,
     "rosenbrock": 20_000,
     "logistic_regression": 5_000,
+    "logistic_regression_separable": 5_000,
 }
-QUICK_STEPS = dict.fromkeys(PROBLEMS, 3_000)
+QUICK_STEPS = dict.fromkeys(KNOWN_PROBLEMS, 3_000)
 # Every run also records where the classic stopping rule (parameter change
 # below this; the tutorial's default) would have stopped it.
 STOP_TOLERANCE = 1e-6
@@ -55,6 +61,9 @@ LEARNING_RATE_RANGES = {
     ("logistic_regression", "sgd"): (1e-4, 1e1),
     ("logistic_regression", "momentum"): (1e-4, 1e1),
     ("logistic_regression", "adam"): (1e-4, 1e1),
+    # Separable, the same grid: the penalty keeps the minimum finite.
+    **{("logistic_regression_separable", opt): (1e-4, 1e1) for opt in ("sgd", "momentum", "adam")},
+    ("logistic_regression_separable", "gd"): (1e-3, 3e1),
     # Rosenbrock has no data, so "sgd" is plain GD there (a baseline for the noise-free case).
     ("rosenbrock", "gd"): (1e-5, 1e-2),
     ("rosenbrock", "sgd"): (1e-5, 1e-2),
@@ -67,7 +76,11 @@ N_LEARNING_RATES = {"default": 32, "quick": 8}
 SEEDS = {"default": (0, 1, 2, 3, 4), "quick": (0, 1)}
 LOG_EVERY = 100
 # Problems solved in a few steps log more often, so their steps to target are exact.
-LOG_EVERY_OF = {"linear_regression_standardized": 1, "logistic_regression": 10}
+LOG_EVERY_OF = {
+    "linear_regression_standardized": 1,
+    "logistic_regression": 10,
+    "logistic_regression_separable": 10,
+}
 
 # XOR is reached when its loss is at most this: any output on the wrong side
 # of 0.5 alone adds 0.5 * 0.5**2 = 0.125, so it implies all four are right.
@@ -130,11 +143,13 @@ def build_suite(problems, optimizers, *, quick=False, learning_rates=None, seeds
 
 def resolve_problem(name: str) -> gdjax.Problem:
     """A built-in problem by name, or ``module:function``: a function of no arguments returning a Problem."""
-    if name in PROBLEMS:
-        return PROBLEMS[name]()
+    if name in KNOWN_PROBLEMS:
+        return KNOWN_PROBLEMS[name]()
     module_name, colon, function_name = name.partition(":")
     if not colon or not module_name or not function_name:
-        raise ValueError(f"unknown problem {name!r}; allowed: {', '.join(PROBLEMS)}, or module:function")
+        raise ValueError(
+            f"unknown problem {name!r}; allowed: {', '.join(KNOWN_PROBLEMS)}, or module:function"
+        )
     try:
         module = importlib.import_module(module_name)
     except Exception as error:  # ImportError, or whatever the module raises as it loads

@@ -144,7 +144,7 @@ def test_logistic_gd_sweep_equals_the_textbook_loop():
     ("name", "make_problem"),
     [
         ("logistic_regression", gdjax.logistic_regression),
-        ("logistic_regression", lambda: gdjax.logistic_regression(separable=True)),  # its grid
+        ("logistic_regression_separable", lambda: gdjax.logistic_regression(separable=True)),
         ("linear_regression_standardized", lambda: gdjax.linear_regression(standardize=True)),
     ],
 )
@@ -164,3 +164,12 @@ def test_new_problem_minimum_is_reached_by_an_optimizer_of_the_default_grid(name
 def test_logistic_regression_refuses_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         gdjax.logistic_regression(**kwargs)
+
+
+def test_separable_logistic_regression_is_asked_for_by_name(tmp_path):
+    argv = ["--problems", "logistic_regression_separable", "--optimizers", "gd", "--steps", "500"]
+    assert main([*argv, "--seeds", "0", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    (folder,) = tmp_path.iterdir()
+    summary = tables.read_table(folder / "summary.csv").set_index("optimizer")
+    assert summary.loc["gd", "problem"] == "logistic_regression_separable"
+    assert summary.loc["gd", "reached_fraction"] == 1.0
