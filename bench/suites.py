@@ -61,15 +61,20 @@ LEARNING_RATE_RANGES = {
     ("logistic_regression", "sgd"): (1e-4, 1e1),
     ("logistic_regression", "momentum"): (1e-4, 1e1),
     ("logistic_regression", "adam"): (1e-4, 1e1),
-    # Separable, the same grid: the penalty keeps the minimum finite.
-    **{("logistic_regression_separable", opt): (1e-4, 1e1) for opt in ("sgd", "momentum", "adam")},
-    ("logistic_regression_separable", "gd"): (1e-3, 3e1),
     # Rosenbrock has no data, so "sgd" is plain GD there (a baseline for the noise-free case).
     ("rosenbrock", "gd"): (1e-5, 1e-2),
     ("rosenbrock", "sgd"): (1e-5, 1e-2),
     ("rosenbrock", "momentum"): (1e-6, 1e-2),
     ("rosenbrock", "adam"): (1e-4, 1e0),
 }
+# Separable, the same grid (the penalty keeps the minimum finite and the curvature alike).
+LEARNING_RATE_RANGES.update(
+    {
+        ("logistic_regression_separable", optimizer): rates
+        for (problem, optimizer), rates in LEARNING_RATE_RANGES.items()
+        if problem == "logistic_regression"
+    }
+)
 # The optimizers of the default suite (any registered name or optax:NAME can be asked for).
 SUITE_OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
 N_LEARNING_RATES = {"default": 32, "quick": 8}

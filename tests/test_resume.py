@@ -1,24 +1,11 @@
 """Resume: an interrupted run, run again, skips what it finished and writes the same tables."""
 
 import pytest
+from test_bench import SMALL_RUN
 
 from bench import runner, tables
 from bench.cli import main
 
-RUN = [
-    "--problems",
-    "xor,linear_regression",
-    "--optimizers",
-    "gd,adam",
-    "--steps",
-    "300",
-    "--lrs",
-    "1e-3,0.1,1",
-    "--seeds",
-    "0,1",
-    "--repeats",
-    "1",
-]
 CELLS = 4  # problems x optimizers
 
 
@@ -43,18 +30,18 @@ def _tables(folder):
 
 
 def test_resumed_run_skips_finished_cells_and_equals_an_uninterrupted_one(tmp_path, counted_cells):
-    assert main([*RUN, "--out", str(tmp_path / "whole")]) == 0
+    assert main([*SMALL_RUN, "--out", str(tmp_path / "whole")]) == 0
     assert counted_cells["calls"] == CELLS
     assert not list((tmp_path / "whole").glob(".*.partial"))  # a complete run keeps no pieces
 
     counted_cells.update(calls=0, interrupt_at=3)
     out = tmp_path / "resumed"
-    assert main([*RUN, "--out", str(out)]) == 130
+    assert main([*SMALL_RUN, "--out", str(out)]) == 130
     assert not (out / "cpu-custom").exists()
     assert len(list((out / ".cpu-custom.partial").iterdir())) >= 1 + 2  # the floor, two cells
 
     counted_cells.update(calls=0, interrupt_at=None)
-    assert main([*RUN, "--out", str(out)]) == 0
+    assert main([*SMALL_RUN, "--out", str(out)]) == 0
     assert counted_cells["calls"] == CELLS - 2
     assert _tables(out / "cpu-custom") == _tables(tmp_path / "whole" / "cpu-custom")
     timing = tables.read_table(out / "cpu-custom" / "timing.csv")
@@ -64,12 +51,12 @@ def test_resumed_run_skips_finished_cells_and_equals_an_uninterrupted_one(tmp_pa
 
 def test_fresh_and_changed_options_run_everything_again(tmp_path, counted_cells):
     counted_cells.update(interrupt_at=3)
-    assert main([*RUN, "--out", str(tmp_path)]) == 130
+    assert main([*SMALL_RUN, "--out", str(tmp_path)]) == 130
     counted_cells.update(calls=0, interrupt_at=None)
-    assert main([*RUN, "--steps", "200", "--out", str(tmp_path)]) == 0  # another configuration
+    assert main([*SMALL_RUN, "--steps", "200", "--out", str(tmp_path)]) == 0  # another configuration
     assert counted_cells["calls"] == CELLS
     counted_cells.update(calls=0, interrupt_at=3)
-    assert main([*RUN, "--out", str(tmp_path)]) == 130
+    assert main([*SMALL_RUN, "--out", str(tmp_path)]) == 130
     counted_cells.update(calls=0, interrupt_at=None)
-    assert main([*RUN, "--fresh", "--out", str(tmp_path)]) == 0
+    assert main([*SMALL_RUN, "--fresh", "--out", str(tmp_path)]) == 0
     assert counted_cells["calls"] == CELLS
