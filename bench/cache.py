@@ -54,6 +54,11 @@ def problem_fingerprint(problem: gdjax.Problem, seeds) -> str:
     digest.update(repr(getattr(loss, "__qualname__", repr(loss))).encode())
     if code is not None:
         digest.update(code.co_code + repr(code.co_consts).encode())
+    for cell in getattr(loss, "__closure__", None) or ():  # what a factory's f captured, e.g. a matrix
+        try:
+            digest.update(np.ascontiguousarray(cell.cell_contents, dtype=np.float64).tobytes())
+        except (TypeError, ValueError):
+            digest.update(repr(cell.cell_contents).encode())
     return digest.hexdigest()
 
 

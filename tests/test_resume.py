@@ -60,3 +60,14 @@ def test_fresh_and_changed_options_run_everything_again(tmp_path, counted_cells)
     counted_cells.update(calls=0, interrupt_at=None)
     assert main([*SMALL_RUN, "--fresh", "--out", str(tmp_path)]) == 0
     assert counted_cells["calls"] == CELLS
+
+
+def test_a_problem_is_fingerprinted_by_what_its_loss_captured():
+    import gdjax
+    from bench.cache import problem_fingerprint
+
+    def fingerprint(k):
+        return problem_fingerprint(gdjax.quadratic(k)._replace(name="same name"), seeds=[0])
+
+    assert fingerprint(10.0) == fingerprint(10.0)
+    assert fingerprint(10.0) != fingerprint(100.0)  # same code, another captured matrix
