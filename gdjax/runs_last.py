@@ -150,6 +150,12 @@ def _rule(primitive, name, params, values, flags, n_runs):
     if name == "reshape" and params.get("dimensions") is None and params.get("sharding") is None:
         params["new_sizes"] = (*params["new_sizes"], n_runs)
         return primitive.bind(*values, **params)
+    if name == "pad" and not flags[1]:
+        params["padding_config"] = (*params["padding_config"], (0, 0, 0))
+        return primitive.bind(*values, **params)
+    if name == "concatenate":
+        values = [v if flag else _spread(v, n_runs) for v, flag in zip(values, flags, strict=True)]
+        return primitive.bind(*values, **params)
     if name == "transpose":
         params["permutation"] = (*params["permutation"], len(params["permutation"]))
         return primitive.bind(*values, **params)
@@ -167,6 +173,12 @@ def _rule(primitive, name, params, values, flags, n_runs):
         return primitive.bind(operand, *starts, np.zeros((), starts[0].dtype), **params)
     if name == "reduce_sum" and math.prod(shapes[0][a] for a in params["axes"]) <= UNROLL_LIMIT:
         return _unrolled_sum(values[0], params["axes"])
+    if name == "reduce_sum" and jax.numpy.issubdtype(values[0].dtype, jax.numpy.inexact):
+        # many terms: a product with ones, which runs along the runs; XLA's own
+        # reduction over leading axes made a regression step logging its loss 3x slower
+        x, axes = values[0], tuple(params["axes"])
+        ones = jax.numpy.ones([x.shape[a] for a in axes], x.dtype)
+        return lax.dot_general(ones, x, ((tuple(range(len(axes))), axes), ((), ())))
     if name in REDUCTIONS:
         return primitive.bind(*values, **params)
     if name == "dot_general":
@@ -217,28 +229,48 @@ def _dot(
 
 
 def _scan(values, flags, n_runs, *, jaxpr, num_consts, num_carry, length, reverse, unroll, **_):
-    """A scan whose carry runs last throughout (a shared initial carry is spread over the runs)."""
-    consts, init, xs = (
-        values[:num_consts],
-        values[num_consts : num_consts + num_carry],
-        values[num_consts + num_carry :],
-    )
-    const_flags, xs_flags = flags[:num_consts], flags[num_consts + num_carry :]
-    init = [v if flag else _spread(v, n_runs) for v, flag in zip(init, flags[num_consts:], strict=False)]
+    """A scan; a carry that stays the same for every run (a step count) stays shared, the rest runs last."""
+    n_in = num_consts + num_carry
+    consts, init, xs = values[:num_consts], values[num_consts:n_in], values[n_in:]
+    const_flags, xs_flags = flags[:num_consts], flags[n_in:]
 
-    def body(carry, x):
-        outs, out_flags = _evaluate(
-            jaxpr.jaxpr,
-            jaxpr.consts,
-            [*consts, *carry, *x],
-            [*const_flags, *[True] * num_carry, *xs_flags],
-            n_runs,
-        )
-        outs = [out if flag else _spread(out, n_runs) for out, flag in zip(outs, out_flags, strict=True)]
-        return outs[:num_carry], outs[num_carry:]
+    def step(carry_flags):
+        def body(carry, x):
+            outs, out_flags = _evaluate(
+                jaxpr.jaxpr,
+                jaxpr.consts,
+                [*consts, *carry, *x],
+                [*const_flags, *carry_flags, *xs_flags],
+                n_runs,
+            )
+            body.out_flags = out_flags
+            carry_out = [
+                _spread(out, n_runs) if flag and not out_flag else out
+                for out, flag, out_flag in zip(outs[:num_carry], carry_flags, out_flags, strict=False)
+            ]
+            return carry_out, outs[num_carry:]
 
+        return body
+
+    carry_flags = list(flags[num_consts:n_in])
+    while True:  # a carry becomes per-run once a step makes it so
+        body = step(carry_flags)
+        carry = [
+            jax.ShapeDtypeStruct((*np.shape(v), n_runs) if flag and not given else np.shape(v), v.dtype)
+            for v, flag, given in zip(init, carry_flags, flags[num_consts:n_in], strict=True)
+        ]
+        jax.eval_shape(body, carry, [jax.ShapeDtypeStruct(v.shape[1:], v.dtype) for v in xs])
+        widened = [a or b for a, b in zip(carry_flags, body.out_flags, strict=False)]
+        if widened == carry_flags:
+            break
+        carry_flags = widened
+    init = [
+        _spread(v, n_runs) if flag and not given else v
+        for v, flag, given in zip(init, carry_flags, flags[num_consts:n_in], strict=True)
+    ]
+    body = step(carry_flags)
     carry, ys = lax.scan(body, init, xs, length=length, reverse=reverse, unroll=unroll)
-    return [*carry, *ys], [True] * (num_carry + len(ys))
+    return [*carry, *ys], [*carry_flags, *body.out_flags[num_carry:]]
 
 
 def _cond(values, flags, n_runs, branches):

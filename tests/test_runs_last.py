@@ -53,6 +53,9 @@ def test_elementwise_with_scalars_reductions_and_reshapes_are_vmaps():
         return {
             "sum": jnp.sum(y, axis=0),
             "all": jnp.sum(y),
+            "many terms": jnp.sum(jnp.tile(y, (5, 1)), axis=0),  # a sum of 20 terms a run
+            "padded": jnp.pad(y, ((1, 2), (0, 1))),
+            "joined": jnp.concatenate([y, shared, y[:1]]),
             "max": jnp.max(y, axis=1),
             "reshaped": y.T.reshape(-1)[1:7],
             "broadcast": jnp.broadcast_to(y[:, None, :], (y.shape[0], 2, y.shape[1])),
