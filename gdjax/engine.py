@@ -246,10 +246,11 @@ def _sweep_program(
     The (seed, learning rate) grid is flattened into one batched axis of runs:
     nesting two vmaps gave XLA batch shapes such as (1, 4096) that made the
     regression step about 6x slower on the CPU. The runs go first in and
-    out of the program and last inside it (``runs_last``). With a ``mesh`` of several
-    devices the runs are split over them with ``shard_map`` (padded to a
-    multiple of the device count by repeating the last run), each device
-    running its share of the same program; the data is replicated.
+    out of the program and last inside it (``runs_last``), a tile of runs
+    at a time (``_tiles``). With a ``mesh`` of several devices the runs are
+    split over them with ``shard_map``, each device running its share of the
+    same program; the data is replicated. The runs are padded to whole tiles
+    on every device by repeating the last run.
     """
     n_seeds, n_lrs = keys.shape[0], learning_rates.shape[0]
     run = functools.partial(
