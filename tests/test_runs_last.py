@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from jax import lax
 
+import gdjax
 from gdjax.runs_last import UNROLL_LIMIT, runs_last
 
 N_RUNS = 5
@@ -80,13 +81,14 @@ def test_scan_with_a_shared_start_and_a_cond_on_a_shared_index_are_vmaps():
     _assert_like_vmap(fn, [(), (3,), (7,), (3, 3)], [True, True, True, False])
 
 
-def test_cond_on_a_per_run_index_custom_jvp_jit_gather_and_dynamic_slice_are_vmaps():
+def test_cond_on_a_per_run_index_custom_jvp_jit_gather_dynamic_slice_and_while_are_vmaps():
     def fn(x, rows, shared):
         picked = x[rows]  # gather: batched by vmap itself
         branch = lax.cond(jnp.sum(x) > 0, lambda: jax.nn.relu(x), lambda: jnp.logaddexp(x, 1.0))
         inner = jax.jit(lambda v: jnp.sin(v) @ shared)(x)
         window = lax.dynamic_slice(x, (shared.shape[0] - 3,), (2,))
-        return picked, branch, inner, window
+        _, halved = lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * 0.5), (0, x))
+        return picked, branch, inner, window, halved
 
     rng = np.random.default_rng(1)
     with jax.enable_x64(True):
@@ -121,3 +123,14 @@ def test_gradient_of_a_network_is_vmaps():
 def test_batched_arguments_must_share_their_runs_axis():
     with pytest.raises(ValueError, match="one last"):
         runs_last(lambda a, b: a + b, (True, True))(jnp.ones((2, 3)), jnp.ones((2, 4)))
+
+
+def test_the_xor_gradient_has_a_rule_for_every_step_and_no_batched_product(monkeypatch):
+    """What makes it fast: no fallback to vmap, and the per-run products written out (no batch dimensions)."""
+    problem = gdjax.xor()
+    params = jax.tree.map(lambda w: jnp.ones((*w.shape, N_RUNS)), problem.init(1))
+    monkeypatch.setattr(jax, "vmap", lambda *args, **kwargs: pytest.fail("fell back to jax.vmap"))
+    gradient = runs_last(jax.grad(problem.loss), (True, False, False))
+    jaxpr = jax.make_jaxpr(gradient)(params, problem.X, problem.y)
+    products = [eqn for eqn in jaxpr.eqns if eqn.primitive.name == "dot_general"]
+    assert all(not eqn.params["dimension_numbers"][1][0] for eqn in products)
