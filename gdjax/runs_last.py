@@ -17,11 +17,23 @@ Each run computes the same terms as under ``jax.vmap``; only the order of
 a few short sums may differ. A primitive without a rule here is evaluated
 by ``jax.vmap`` itself (the runs axis moved first and back), so any
 function JAX can batch is accepted.
+
+The rules read primitives' parameters, which JAX may change in any release
+(``scan`` did in 0.11). Three guards keep a new JAX from giving wrong
+numbers or an error: a parameter layout not known here sends that
+equation to ``jax.vmap``; so does a rule that fails (with a one-time
+warning naming the primitive and the JAX version); and once per process a
+numeric self-test (:func:`fast_path_agrees`) compares the rules with
+``jax.vmap`` on a small corpus of training steps and, if they disagree,
+turns the fast path off for the process (``jax.vmap`` throughout, slower)
+with a warning.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +67,18 @@ def runs_last(fn, batched):
         A function of the same arguments whose outputs all carry the runs as
         their last axis.
     """
+
+    def batched_fn(*args):
+        if not fast_path_agrees():
+            in_axes = jax.tree.map(lambda flag: -1 if flag else None, tuple(batched))
+            return jax.vmap(fn, in_axes=in_axes, out_axes=-1)(*args)
+        return _runs_last(fn, batched)(*args)
+
+    return batched_fn
+
+
+def _runs_last(fn, batched):
+    """``runs_last`` without the self-test: the rules of this module, whatever they give."""
 
     def batched_fn(*args):
         leaves, tree = jax.tree.flatten(args)
@@ -99,7 +123,7 @@ def _evaluate(jaxpr, consts, args, flags, n_runs):
         if any(value_flags):
             outs, out_flags = _apply(eqn, list(values), list(value_flags), n_runs)
         else:
-            out = eqn.primitive.bind(*values, **eqn.primitive.get_bind_params(eqn.params))
+            out = _bind(eqn, values)
             outs = out if eqn.primitive.multiple_results else [out]
             out_flags = [False] * len(outs)
         env.update({var: (out, flag) for var, out, flag in zip(eqn.outvars, outs, out_flags, strict=True)})
@@ -107,40 +131,80 @@ def _evaluate(jaxpr, consts, args, flags, n_runs):
     return [out for out, _ in outs], [flag for _, flag in outs]
 
 
+def _bind(eqn, operands):
+    """``eqn``'s primitive applied to ``operands``, as ``jax.core.eval_jaxpr`` does it."""
+    bind_params = eqn.primitive.get_bind_params(eqn.params)
+    if isinstance(bind_params, tuple):  # jax 0.8: (sub-functions, parameters)
+        subfuns, bind_params = bind_params
+        return eqn.primitive.bind(*subfuns, *operands, **bind_params)
+    return eqn.primitive.bind(*operands, **bind_params)
+
+
 def _apply(eqn, values, flags, n_runs):
     """One equation with at least one batched operand: (outputs, their flags)."""
     name, params = eqn.primitive.name, dict(eqn.params)
+    try:
+        done = _apply_rule(eqn, name, params, values, flags, n_runs)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
+        _warn_once(
+            f"{name}: {type(error).__name__}: {error}"
+        )  # a rule that does not fit this JAX's primitive
+        done = None
+    if done is not None:
+        return done
+    # no rule: let vmap batch it, runs moved first and back
+    moved = [jnp.moveaxis(v, -1, 0) if flag else v for v, flag in zip(values, flags, strict=True)]
+    out = jax.vmap(lambda *operands: _bind(eqn, operands), in_axes=[0 if flag else None for flag in flags])(
+        *moved
+    )
+    outs = jax.tree.map(
+        lambda leaf: jnp.moveaxis(leaf, 0, -1), out if eqn.primitive.multiple_results else [out]
+    )
+    return outs, [True] * len(outs)
+
+
+def _apply_rule(eqn, name, params, values, flags, n_runs):
+    """(outputs, their flags) by this module's rules, or None where there is none for this equation."""
     if name in CALLS:
-        inner = params.get("jaxpr") or params["call_jaxpr"]
+        inner = params.get("jaxpr", params.get("call_jaxpr"))
         if isinstance(inner, core.ClosedJaxpr):
             return _evaluate(inner.jaxpr, inner.consts, values, flags, n_runs)
-        return _evaluate(inner, (), values, flags, n_runs)
+        if isinstance(inner, core.Jaxpr):
+            return _evaluate(inner, (), values, flags, n_runs)
+        return None
     if name == "scan":
-        return _scan(values, flags, n_runs, **params)
+        return _scan(values, flags, n_runs, params)
     if name == "cond" and not flags[0]:
         return _cond(values, flags, n_runs, params["branches"])
     out = _rule(eqn.primitive, name, params, values, flags, n_runs)
-    if out is None:  # no rule: let vmap batch it, runs moved first and back
-        moved = [jnp.moveaxis(v, -1, 0) if flag else v for v, flag in zip(values, flags, strict=True)]
-        out = jax.vmap(
-            lambda *operands: eqn.primitive.bind(*operands, **eqn.primitive.get_bind_params(eqn.params)),
-            in_axes=[0 if flag else None for flag in flags],
-        )(*moved)
-        out = jax.tree.map(lambda leaf: jnp.moveaxis(leaf, 0, -1), out)
+    if out is None:
+        return None
     outs = out if eqn.primitive.multiple_results else [out]
     return outs, [True] * len(outs)
+
+
+_WARNED = set()
+
+
+def _warn_once(what: str) -> None:
+    if what not in _WARNED:
+        _WARNED.add(what)
+        warnings.warn(
+            f"gdjax.runs_last: jax {jax.__version__}: {what}; that equation is batched by jax.vmap "
+            "(correct, slower)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _rule(primitive, name, params, values, flags, n_runs):
     """The runs-last form of one primitive, or None where there is no rule."""
     shapes = [v.shape[:-1] if flag else np.shape(v) for v, flag in zip(values, flags, strict=True)]
     if name in ELEMENTWISE:
-        shape = max(shapes, key=len)  # rank-0 operands are allowed beside arrays: spread them
-        full = (*shape, n_runs)
+        # operands may differ by rank 0 or by size-1 axes (numpy's rule, which JAX's jaxprs use since 0.4.36)
+        shape = np.broadcast_shapes(*shapes)
         values = [
-            v
-            if s == shape and flag
-            else lax.broadcast_in_dim(v, full, (len(shape),) if flag else tuple(range(len(s))))
+            v if flag and s == shape else _broadcast(v, flag, s, shape, n_runs)
             for v, flag, s in zip(values, flags, shapes, strict=True)
         ]
         return primitive.bind(*values, **params)
@@ -188,6 +252,13 @@ def _rule(primitive, name, params, values, flags, n_runs):
     return None
 
 
+def _broadcast(value, batched, shape, full_shape, n_runs):
+    """``value`` (per-run ``shape``, its runs last where ``batched``) broadcast to ``full_shape`` + runs."""
+    offset = len(full_shape) - len(shape)
+    dims = tuple(range(offset, len(full_shape))) + ((len(full_shape),) if batched else ())
+    return lax.broadcast_in_dim(value, (*full_shape, n_runs), dims)
+
+
 def _unrolled_sum(x, axes):
     """Sum over ``axes`` (few terms) as a chain of adds, which XLA fuses with its neighbours."""
     keep = [a for a in range(x.ndim) if a not in axes]
@@ -230,8 +301,39 @@ def _dot(
     return total.astype(preferred_element_type or total.dtype).reshape(out_shape)
 
 
-def _scan(values, flags, n_runs, *, jaxpr, num_consts, num_carry, length, reverse, unroll, **_):
+def _scan_layout(params, n_operands):
+    """(num_consts, num_carry) of a scan equation from the parameter layouts known here, else None.
+
+    Checked against the body's types: carry in and out alike, and every
+    operand accounted for.
+    """
+    if "num_consts" in params and "num_carry" in params:  # jax <= 0.10
+        num_consts, num_carry = params["num_consts"], params["num_carry"]
+    elif "ft_in" in params:  # jax 0.11 and later: flat trees of (consts, carry, xs)
+        parts = params["ft_in"].unpack()
+        if len(parts) != 3:
+            return None
+        num_consts, num_carry = len(parts[0]), len(parts[1])
+    else:
+        return None
+    body = params["jaxpr"]
+    carry_in = body.in_avals[num_consts : num_consts + num_carry]
+    carry_out = body.out_avals[:num_carry]
+    if len(body.in_avals) != n_operands or [(a.shape, a.dtype) for a in carry_in] != [
+        (a.shape, a.dtype) for a in carry_out
+    ]:
+        return None
+    return num_consts, num_carry
+
+
+def _scan(values, flags, n_runs, params):
     """A scan; a carry that stays the same for every run (a step count) stays shared, the rest runs last."""
+    layout = _scan_layout(params, len(values))
+    if layout is None:
+        _warn_once(f"scan: parameters {sorted(params)} are not a layout known here")
+        return None
+    num_consts, num_carry = layout
+    jaxpr, length, reverse, unroll = params["jaxpr"], params["length"], params["reverse"], params["unroll"]
     n_in = num_consts + num_carry
     consts, init, xs = values[:num_consts], values[num_consts:n_in], values[n_in:]
     const_flags, xs_flags = flags[:num_consts], flags[n_in:]
@@ -288,3 +390,87 @@ def _cond(values, flags, n_runs, branches):
 
     outs = lax.switch(index, [branch_fn(branch) for branch in branches], *operands)
     return outs, [True] * len(outs)
+
+
+SELF_TEST_RTOL = 1e-4  # float32; the rules only reorder a few short sums, a wrong rule is off by far more
+
+
+@functools.cache
+def fast_path_agrees() -> bool:
+    """Whether this module's rules give ``jax.vmap``'s numbers on this JAX; checked once per process.
+
+    The corpus (:func:`_self_test_corpus`) is a few float32 training steps
+    that use every rule: Adam on a network with a bias and softmax
+    cross-entropy on integer labels inside a ``lax.scan`` (a shared step
+    count), a ``cond`` on the step, short and long contractions and sums,
+    reshapes, slices, pads and concatenations. A disagreement beyond
+    ``SELF_TEST_RTOL`` turns the fast path off for the process, with a
+    warning; ``runs_last`` is then ``jax.vmap`` with the runs last.
+    """
+    with jax.ensure_compile_time_eval(), jax.numpy_rank_promotion("allow"):
+        for name, fn, args, batched in _self_test_corpus():
+            in_axes = [-1 if flag else None for flag in batched]
+            expected = jax.jit(jax.vmap(fn, in_axes=in_axes, out_axes=-1))(*args)
+            got = jax.jit(_runs_last(fn, batched))(*args)
+            for want, have in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
+                if np.shape(want) != np.shape(have) or not np.allclose(
+                    have, want, rtol=SELF_TEST_RTOL, atol=SELF_TEST_RTOL
+                ):
+                    warnings.warn(
+                        f"gdjax.runs_last: on jax {jax.__version__} the fast path disagrees with jax.vmap "
+                        f"on the self-test {name!r}; sweeps in this process use jax.vmap (correct, slower)",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    return False
+    return True
+
+
+def _self_test_corpus():
+    """(name, per-run function, arguments with the runs last where batched, batched flags).
+
+    One program, so that the check costs two small compiles: training steps
+    of a network with a bias (softmax cross-entropy on integer labels, its
+    gradient, a step count shared by every run, a ``cond`` on the step) in a
+    ``lax.scan``, then reshapes, slices, pads, concatenations, and short and
+    long sums and contractions of its result.
+    """
+    rng = np.random.default_rng(0)
+    n_runs, n_examples, n_in, n_hidden, n_classes, many = 3, 8, 3, 4, 5, UNROLL_LIMIT + 4
+
+    def normal(*shape):
+        return rng.normal(size=shape).astype(np.float32)
+
+    X, labels = normal(n_examples, n_in), rng.integers(0, n_classes, n_examples).astype(np.int32)
+    params = {"W": normal(n_in, n_hidden, n_runs), "b": normal(n_hidden, n_runs)}
+    params["V"] = normal(n_hidden, n_classes, n_runs)
+    rates, wide = np.array([1e-3, 1e-2, 1e-1], np.float32), normal(2, many)
+
+    def loss(p, X, labels):
+        logits = jax.nn.relu(X @ p["W"] + p["b"][None, :]) @ p["V"]
+        logits = logits - jax.nn.logsumexp(logits, axis=1, keepdims=True)
+        return -jnp.mean(jnp.take_along_axis(logits, labels[:, None], axis=1))
+
+    def train(rate, p, X, labels):
+        def step(carry, t):
+            p, count = carry
+            grads = jax.grad(loss)(p, X, labels)
+            scale = lax.cond(t % 2 == 0, lambda: 1.0, lambda: 0.5) * rate / jnp.sqrt(count + 1.0)
+            return (jax.tree.map(lambda x, g: x - scale * g, p, grads), count + 1), loss(p, X, labels)
+
+        (p, _), losses = lax.scan(step, (p, jnp.int32(0)), jnp.arange(3))
+        y = jnp.tanh(p["W"])
+        return (
+            p,
+            losses,
+            {
+                "moved": jnp.pad(y.T.reshape(-1), (1, 2))[::2],
+                "joined": jnp.concatenate([y, X[:3]], axis=1),
+                "window": lax.dynamic_slice(y, (1, 0), (2, y.shape[1])),
+                "sums": (jnp.sum(y, axis=0), jnp.sum(jnp.tile(y, (many, 1)), axis=0), jnp.max(y, axis=1)),
+                "cumsum": jnp.cumsum(y, axis=0),
+                "long dots": (wide @ jnp.tile(y, (many // n_in + 1, 1))[:many], y.T @ X[:n_in]),
+            },
+        )
+
+    yield "training steps and shapes", train, (rates, params, X, labels), (True, True, False, False)

@@ -1,0 +1,98 @@
+"""The engine on the JAX installed here: the fast path is on and right, and a sweep is jax.vmap of one run.
+
+CI runs this file on every leg of its matrix (Python 3.11 to 3.13, the
+newest JAX each gets, and the lowest versions pyproject.toml declares).
+"""
+
+import functools
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+import gdjax
+from gdjax import engine
+from gdjax import runs_last as runs_last_module
+from gdjax.runs_last import fast_path_agrees, runs_last
+
+# rates well inside each problem's stable range; 50 steps
+PROBLEMS = {
+    "linear_regression": (gdjax.linear_regression, [1e-4, 4e-4]),
+    "xor": (gdjax.xor, [0.1, 2.0]),
+    "rosenbrock": (gdjax.rosenbrock, [1e-4, 1e-3]),
+    "logistic_regression": (gdjax.logistic_regression, [0.01, 0.3]),
+}
+OPTIMIZERS = ["gd", "sgd", "momentum", "adam", "optax:adamw"]
+
+
+def _vmap_of_one_run(program):
+    """The program's runs as ``jax.jit(jax.vmap(one run))``: JAX's own batching, no tiles, one device."""
+    run = functools.partial(
+        engine._run_one,
+        loss=program.problem.loss,
+        make_optimizer=program._make_optimizer,
+        steps=program.steps,
+        log_every=program.log_every,
+        batch_size=program.batch_size,
+    )
+    n_seeds, n_lrs = len(program.seeds), len(program.learning_rates)
+    with jax.enable_x64(True):
+        rates = jnp.tile(jnp.asarray(program.learning_rates), n_seeds)
+        params = jax.tree.map(lambda leaf: jnp.repeat(jnp.asarray(leaf), n_lrs, axis=0), program._init_params)
+        keys = jnp.repeat(jnp.stack([jax.random.PRNGKey(int(s)) for s in program.seeds]), n_lrs, axis=0)
+        X, y = jnp.asarray(program.problem.X), jnp.asarray(program.problem.y)
+        out = jax.jit(jax.vmap(run, in_axes=(0, 0, 0, None, None)))(rates, params, keys, X, y)
+        return jax.tree.map(lambda leaf: np.asarray(leaf).reshape(n_seeds, n_lrs, *leaf.shape[1:]), out)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_sweep_equals_vmap_of_one_run(problem, optimizer):
+    make, rates = PROBLEMS[problem]
+    program = gdjax.prepare_sweep(make(), optimizer, rates, 50, seeds=[0, 3], log_every=10, dtype="float64")
+    got = program.run()
+    want = _vmap_of_one_run(program)
+    for name in ("final_loss", "best_loss", "loss_curve"):
+        np.testing.assert_allclose(getattr(got, name), want[name], rtol=1e-12, err_msg=name)
+    np.testing.assert_array_equal(got.diverged_at, want["diverged_at"])
+    jax.tree.map(
+        lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14), got.params, want["params"]
+    )
+    assert np.all(got.diverged_at == -1)
+
+
+def test_the_fast_path_passes_its_self_test_on_this_jax():
+    assert fast_path_agrees(), f"the runs-last rules disagree with jax.vmap on jax {jax.__version__}"
+
+
+def test_the_scan_layout_of_this_jax_is_known():
+    def fn(x):
+        return lax.scan(lambda c, x: (c + x, c * x), x[0], x)
+
+    (eqn,) = [eqn for eqn in jax.make_jaxpr(fn)(jnp.ones(3)).jaxpr.eqns if eqn.primitive.name == "scan"]
+    assert runs_last_module._scan_layout(dict(eqn.params), len(eqn.invars)) == (0, 1)
+
+
+def test_the_engine_needs_no_fallback_on_this_jax(monkeypatch):
+    monkeypatch.setattr(runs_last_module, "_WARNED", set())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="gdjax.runs_last")
+        for optimizer in OPTIMIZERS:  # hidden=3: a shape no other test traces, so the program is traced here
+            gdjax.sweep(gdjax.xor(hidden=3), optimizer, [0.1], steps=20)
+
+
+def test_a_wrong_rule_turns_the_fast_path_off_with_a_warning(monkeypatch):
+    right = runs_last_module._unrolled_sum
+    monkeypatch.setattr(runs_last_module, "_unrolled_sum", lambda x, axes: right(x, axes) * 1.001)
+    fast_path_agrees.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match=f"jax {jax.__version__}.*disagrees with jax.vmap"):
+            assert not fast_path_agrees()
+        x = np.arange(12.0, dtype=np.float32).reshape(3, 4)  # 3 terms a run: the sabotaged rule
+        got = jax.jit(runs_last(lambda v: jnp.sum(v), (True,)))(x)
+        np.testing.assert_array_equal(got, x.sum(axis=0))
+    finally:
+        fast_path_agrees.cache_clear()
