@@ -1,4 +1,9 @@
-"""Sessions: tests (the pass/fail run), bench (the main job), perf (speed benchmarks), lint."""
+"""Sessions: tests (the pass/fail run), bench (the main job), compat (the version matrix), perf, lint.
+
+tests, bench, results and perf install the pinned environment that
+generated results/ (.ci/constraints-pinned.txt); compat runs the engine's
+tests and a quick harness run on each leg of the version matrix.
+"""
 
 import os
 import shutil
@@ -10,42 +15,78 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests", "lint", "results"]
 nox.options.reuse_existing_virtualenvs = True
 
+PINNED = ".ci/constraints-pinned.txt"  # Python 3.11's newest JAX (0.10.2) and what it ran with
+LOWEST = ".ci/constraints-lowest.txt"  # the lowest versions pyproject.toml declares
+# (Python, constraints or None for the newest that pip picks); the pinned leg is `nox -s tests`
+VERSION_MATRIX = [("3.11", LOWEST), ("3.12", None), ("3.13", None)]
+COMPAT_TESTS = [
+    "tests/test_compat.py",
+    "tests/test_runs_last.py",
+    "tests/test_engine.py",
+    "tests/test_references.py",
+    "tests/test_optimizers.py",
+]
+VERSIONS = "import sys, jax, jaxlib, numpy, optax, pandas; print('python', sys.version.split()[0], *(f'{m.__name__} {m.__version__}' for m in (jax, jaxlib, numpy, optax, pandas)), sep=', ')"  # noqa: E501
+
+
+def _install(session: nox.Session, extras: str, constraints: str | None = PINNED) -> None:
+    """Install gdjax with ``extras`` under ``constraints`` (a pip constraints file, if any); log versions."""
+    session.install("-e", f".[{extras}]", *(["-c", constraints] if constraints else []))
+    session.run("python", "-c", VERSIONS, silent=False)
+
+
+def _quick_run(session: nox.Session, *, compare: bool) -> None:
+    """Run the quick profile into a temporary folder; check its schema (and the tables, if ``compare``)."""
+    out = Path(session.create_tmp()) / "results"
+    shutil.rmtree(out, ignore_errors=True)
+    session.run("python", "-m", "bench", "--quick", "--out", str(out))
+    (folder,) = out.iterdir()
+    committed = Path("results") / folder.name
+    against = ["--against", str(committed)] if compare and committed.is_dir() else []
+    if compare and not against:
+        session.warn(f"no committed {committed}/ to compare with; checking the schema only")
+    session.run("python", "-m", "bench", "check", str(folder), *against)
+
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Correctness tests and doctests; benchmarks run once, untimed."""
-    session.install("-e", ".[test,bench]")
-    session.run("pip", "freeze", silent=False)
+    """Correctness tests and doctests in the pinned environment; benchmarks run once, untimed."""
+    _install(session, "test,bench")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(default=False)
+@nox.parametrize(("python", "constraints"), VERSION_MATRIX, ids=["3.11-lowest", "3.12-newest", "3.13-newest"])
+def compat(session: nox.Session, constraints: str | None) -> None:
+    """One leg of the version matrix: the engine and reference tests, then a quick harness run (schema only).
+
+    The tables are compared on the pinned environment alone (`nox -s results`):
+    chaotic cells (Adam at large rates) differ in the last bits across JAX versions.
+    """
+    _install(session, "test,bench", constraints)
+    session.run("pytest", *COMPAT_TESTS, *session.posargs)
+    _quick_run(session, compare=False)
 
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """The default benchmark suite; writes results/<device-tag>/ (args go to `python -m bench`)."""
-    session.install("-e", ".[bench]")
+    _install(session, "bench")
     session.run("python", "-m", "bench", *session.posargs)
 
 
 @nox.session(default=False)
 def devices(session: nox.Session) -> None:
     """Compare this machine's devices and the scaling series; merges into results/devices.csv, scaling.csv."""
-    session.install("-e", ".[bench]")
+    _install(session, "bench")
     session.run("python", "-m", "bench", "devices", *session.posargs)
 
 
 @nox.session
 def results(session: nox.Session) -> None:
     """Regenerate the quick profile and check it against the committed results/<device-tag>-quick/."""
-    session.install("-e", ".[bench]")
-    out = Path(session.create_tmp()) / "results"
-    shutil.rmtree(out, ignore_errors=True)
-    session.run("python", "-m", "bench", "--quick", "--out", str(out))
-    (folder,) = out.iterdir()
-    committed = Path("results") / folder.name
-    against = ["--against", str(committed)] if committed.is_dir() else []
-    if not against:
-        session.warn(f"no committed {committed}/ to compare with; checking the schema only")
-    session.run("python", "-m", "bench", "check", str(folder), *against)
+    _install(session, "bench")
+    _quick_run(session, compare=True)
 
 
 PERF_ARGS = ["pytest", "tests/test_speed.py", "--benchmark-enable", "--benchmark-columns=min,median,max"]
@@ -59,14 +100,14 @@ def _all_cores_env() -> dict:
 @nox.session(default=False)
 def perf(session: nox.Session) -> None:
     """Speed benchmarks (pytest-benchmark), timed and saved under .benchmarks/; never pass/fail on time."""
-    session.install("-e", ".[test,bench]")
+    _install(session, "test,bench")
     session.run(*PERF_ARGS, "--benchmark-autosave", *session.posargs, env=_all_cores_env())
 
 
 @nox.session(default=False)
 def perf_compare(session: nox.Session) -> None:
     """The speed benchmarks against the last saved `nox -s perf` run: fails on a median slowdown over 20%."""
-    session.install("-e", ".[test,bench]")
+    _install(session, "test,bench")
     session.run(
         *PERF_ARGS,
         "--benchmark-compare",

@@ -222,7 +222,8 @@ def _run_one(
 @functools.partial(
     jax.jit,
     static_argnames=(
-        "loss", "make_optimizer", "steps", "log_every", "batch_size", "tolerance", "log_params", "mesh"
+        "loss", "make_optimizer", "steps", "log_every", "batch_size", "tolerance", "log_params", "mesh",
+        "tile",
     ),
 )  # fmt: skip
 def _sweep_program(
@@ -240,19 +241,21 @@ def _sweep_program(
     tolerance,
     log_params,
     mesh,
+    tile,
 ):
-    """learning_rates (n_lrs,); init_params leaves and keys with leading axis n_seeds.
+    """Every run's outputs, runs first; learning_rates, init_params leaves and keys have one row per run.
 
-    The (seed, learning rate) grid is flattened into one batched axis of runs:
-    nesting two vmaps gave XLA batch shapes such as (1, 4096) that made the
-    regression step about 6x slower on the CPU. The runs go first in and
-    out of the program and last inside it (``runs_last``), a tile of runs
-    at a time (``_tiles``). With a ``mesh`` of several devices the runs are
-    split over them with ``shard_map``, each device running its share of the
-    same program; the data is replicated. The runs are padded to whole tiles
-    on every device by repeating the last run.
+    The (seed, learning rate) grid comes flattened into one axis of runs,
+    padded to whole tiles of ``tile`` runs on every device of ``mesh``
+    (``SweepProgram._arguments``): nesting two vmaps gave XLA batch shapes
+    such as (1, 4096) that made the regression step about 6x slower on the
+    CPU, and a grid built inside the program would let XLA see that a
+    one-rate grid has one rate, and compile its runs otherwise than in a
+    grid. The runs go first in and out of the program and last inside it
+    (``runs_last``), a tile at a time. With a ``mesh`` of several devices
+    the runs are split over them with ``shard_map``, each device running
+    its share of the same program; the data is replicated.
     """
-    n_seeds, n_lrs = keys.shape[0], learning_rates.shape[0]
     run = functools.partial(
         _run_one,
         loss=loss,
@@ -264,10 +267,10 @@ def _sweep_program(
         log_params=log_params,
     )
     every_run = runs_last(run, (True, True, True, False, False))
-    n_runs = n_seeds * n_lrs
-    n_tiles, tile = _tiles(n_runs, mesh, np.dtype(learning_rates.dtype).itemsize)
 
     def per_run(learning_rates, params, keys, X, y):  # runs first in and out; each tile's runs last inside
+        n_tiles = learning_rates.shape[0] // tile
+
         def tiles(leaf):
             return jnp.moveaxis(leaf.reshape(n_tiles, tile, *leaf.shape[1:]), 1, -1)
 
@@ -279,21 +282,13 @@ def _sweep_program(
         )
         return jax.tree.map(untiled, out)
 
-    runs = (
-        jnp.tile(learning_rates, n_seeds),
-        jax.tree.map(lambda leaf: jnp.repeat(leaf, n_lrs, axis=0), init_params),
-        jnp.repeat(keys, n_lrs, axis=0),
-    )
-    padding = mesh.size * n_tiles * tile - n_runs
-    runs = jax.tree.map(lambda leaf: jnp.concatenate([leaf, jnp.repeat(leaf[-1:], padding, axis=0)]), runs)
     if mesh.size > 1:
         split, whole = PartitionSpec(RUNS_AXIS), PartitionSpec()
         # check_vma=False: the scan carries start unsplit (e.g. diverged_at = -1) and become per-device
         per_run = jax.shard_map(
             per_run, mesh=mesh, in_specs=(split, split, split, whole, whole), out_specs=split, check_vma=False
         )
-    outputs = per_run(*runs, X, y)
-    return jax.tree.map(lambda leaf: leaf[:n_runs].reshape(n_seeds, n_lrs, *leaf.shape[1:]), outputs)
+    return per_run(learning_rates, init_params, keys, X, y)
 
 
 # On a CPU, the runs of one device are run a tile at a time (each tile all its
@@ -302,28 +297,34 @@ def _sweep_program(
 # 10 ns in tiles of 2,048 runs (2 cores, float32); fewer runs per tile cost
 # more fixed work per step. A GPU runs all its runs at once.
 CPU_RUNS_PER_TILE = 2048
-CACHE_LINE = 64  # bytes
 ALIASING_STRIDE = 4096  # bytes: rows this far apart share the cache's sets
+# A CPU tile is a whole number of this many runs: XLA's CPU loops then have no
+# scalar remainder, whose code (another vector width, or none, or no fused
+# multiply-add) would give the runs there other last bits than the rest:
+# XOR with Adam in float64 ended a run 1 ulp apart alone and in a grid of 7.
+RUNS_ALIGN = 16
 
 
 def _tiles(n_runs: int, mesh: Mesh, itemsize: int) -> tuple[int, int]:
     """(tiles per device, runs per tile) for ``n_runs`` runs split over ``mesh``.
 
-    On a CPU a tile of at least 4 KiB of values per row is rounded up to an
-    odd number of cache lines: an array with the runs last steps through
+    On a CPU a tile is a whole number of ``RUNS_ALIGN`` runs, and one of at
+    least 4 KiB of values per row an odd number of them (an odd number of
+    cache lines in float32): an array with the runs last steps through
     memory in rows of one tile's values, and rows a multiple of 4 KiB apart
     (1,024 or 2,048 float32 runs) fall in the same cache sets: the XOR step,
     which reads and writes some 30 such rows per run, ran 1.5-1.8x slower.
-    An odd number of lines spreads the rows over all the sets.
+    An odd number of blocks spreads the rows over the sets.
     """
     per_device = -(-n_runs // mesh.size)
     if mesh.devices.flat[0].platform != "cpu":
         return 1, per_device
     n_tiles = -(-per_device // CPU_RUNS_PER_TILE)
     tile = -(-per_device // n_tiles)
-    if tile * itemsize >= ALIASING_STRIDE:
-        tile = (-(-tile * itemsize // CACHE_LINE) | 1) * CACHE_LINE // itemsize
-    return n_tiles, tile
+    blocks = -(-tile // RUNS_ALIGN)
+    if blocks * RUNS_ALIGN * itemsize >= ALIASING_STRIDE:
+        blocks |= 1
+    return n_tiles, blocks * RUNS_ALIGN
 
 
 def runs_mesh(devices=None) -> Mesh:
@@ -459,14 +460,27 @@ class SweepProgram:
         return jax.enable_x64(self.dtype == "float64")
 
     @functools.cached_property
+    def _tile(self) -> int:
+        """Runs per tile on each device (``_tiles``); the runs are padded to whole tiles."""
+        return _tiles(len(self.seeds) * len(self.learning_rates), self.mesh, np.dtype(self.dtype).itemsize)
+
+    @functools.cached_property
     def _arguments(self) -> tuple:
-        """The program's arguments, put on the device once (first used under ``_x64()``), not on every run."""
+        """The program's arguments, one row per run, put on the device once (first used under ``_x64()``).
+
+        Run ``i`` is seed ``i // n_lrs`` and learning rate ``i % n_lrs``; the
+        last run is repeated to fill whole tiles on every device.
+        """
+        n_tiles, tile = self._tile
+        n_runs = len(self.seeds) * len(self.learning_rates)
+        run = np.minimum(np.arange(self.mesh.size * n_tiles * tile), n_runs - 1)
+        seed_of_run, rate_of_run = np.divmod(run, len(self.learning_rates))
         as_dtype = functools.partial(jnp.asarray, dtype=self.dtype)
-        keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in self.seeds])
+        keys = np.stack([np.asarray(jax.random.PRNGKey(int(s))) for s in self.seeds])
         arguments = (
-            as_dtype(self.learning_rates),
-            jax.tree.map(as_dtype, self._init_params),
-            keys,
+            as_dtype(self.learning_rates[rate_of_run]),
+            jax.tree.map(lambda leaf: as_dtype(np.asarray(leaf)[seed_of_run]), self._init_params),
+            jnp.asarray(keys[seed_of_run]),
             as_dtype(self.problem.X),
             as_dtype(self.problem.y),
         )
@@ -487,6 +501,7 @@ class SweepProgram:
             "tolerance": self.tolerance,
             "log_params": self.log_params,
             "mesh": self.mesh,
+            "tile": self._tile[1],
         }
 
     def lower(self) -> jax.stages.Lowered:
@@ -509,8 +524,16 @@ class SweepProgram:
 
     def result(self, outputs: dict) -> SweepResult:
         """Copy device outputs to host numpy arrays and wrap them (every process gets every run)."""
+        n_seeds, n_lrs = len(self.seeds), len(self.learning_rates)
         with self._x64():
-            host = jax.tree.map(_to_host, outputs)
+            host = jax.tree.map(
+                lambda leaf: _to_host(leaf)[: n_seeds * n_lrs].reshape(n_seeds, n_lrs, *leaf.shape[1:]),
+                outputs,
+            )
+        return self._wrap(host)
+
+    def _wrap(self, host: dict) -> SweepResult:
+        """A result of this sweep's settings holding ``host``'s arrays, leading axes (seed, learning rate)."""
         return SweepResult(
             problem=self.problem.name,
             optimizer=self.optimizer,
@@ -562,7 +585,7 @@ class SweepProgram:
             kept = len(rates)
             parts.append(jax.tree.map(lambda leaf, kept=kept: leaf[:, :kept], _per_run_arrays(part)))
         joined = jax.tree.map(lambda *leaves: np.concatenate(leaves, axis=1), *parts)
-        return dataclasses.replace(self.result(joined), learning_rates=self.learning_rates)
+        return self._wrap(joined)
 
 
 def _spans_processes(mesh: Mesh) -> bool:

@@ -1,22 +1,26 @@
-"""runs_last(): vmap with the runs axis last, and small contractions as fused multiply-adds.
+"""runs_last(): vmap with the runs axis last, and contractions as fused multiply-adds.
 
 ``jax.vmap`` puts the runs axis first and leaves a contraction between two
 per-run values (the XOR network's ``hidden @ W1`` and its gradients) as a
 batched dot of tiny matrices, which XLA's CPU backend runs as thousands of
 separate small products with transposes around them. ``runs_last`` traces
 the per-run function to a jaxpr and evaluates it on arrays whose *last* axis
-is the runs axis: elementwise work is then contiguous over runs, a product of
-the data with per-run values is one matrix product (``X @ Theta``), and a
-contraction of at most ``UNROLL_LIMIT`` terms between two per-run values is
-written out as that many multiply-adds, which XLA fuses with the elementwise
-work around them. With the engine's tiles (see ``gdjax.engine``) the XOR
-sweep of 4,096 rates went from 29.8 to 14.1 ns per learning-rate step on two
-CPU cores, the regression from 15.5 to 7.0.
+is the runs axis: elementwise work is then contiguous over runs, and every
+contraction or sum over a run's values (a product of the data with per-run
+values, XOR's ``hidden @ W1``, a loss's sum over the examples) is written out
+as multiply-adds of slices along the runs axis (:func:`_sum`), which XLA
+fuses with the elementwise work around them. With the engine's tiles (see
+``gdjax.engine``) the XOR sweep of 4,096 rates went from 29.8 to 14.1 ns per
+learning-rate step on two CPU cores.
 
-Each run computes the same terms as under ``jax.vmap``; only the order of
-a few short sums may differ. A primitive without a rule here is evaluated
-by ``jax.vmap`` itself (the runs axis moved first and back), so any
-function JAX can batch is accepted.
+Elementwise along the runs, each run's result is the same whatever the other
+runs: an XLA dot or reduction is blocked by the number of runs, so a run's
+rounding would depend on its grid (the regression's ``X.T @ r`` as one
+matrix product gave other last bits for 2, 3, 6 or 8 runs than for 1). Each
+run computes the same terms as under ``jax.vmap``; only the order of some
+sums differs. A primitive without a rule here is evaluated by ``jax.vmap``
+itself (the runs axis moved first and back), so any function JAX can batch
+is accepted; such a primitive may round a run differently in another grid.
 
 The rules read primitives' parameters, which JAX may change in any release
 (``scan`` did in 0.11). Three guards keep a new JAX from giving wrong
@@ -237,14 +241,10 @@ def _rule(primitive, name, params, values, flags, n_runs):
         operand, *starts = values
         params["slice_sizes"] = (*params["slice_sizes"], n_runs)
         return primitive.bind(operand, *starts, np.zeros((), starts[0].dtype), **params)
-    if name == "reduce_sum" and 0 < math.prod(shapes[0][a] for a in params["axes"]) <= UNROLL_LIMIT:
-        return _unrolled_sum(values[0], params["axes"])
-    if name == "reduce_sum" and jnp.issubdtype(values[0].dtype, jnp.inexact):
-        # many terms: a product with ones, which runs along the runs; XLA's own
-        # reduction over leading axes made a regression step logging its loss 3x slower
-        x, axes = values[0], tuple(params["axes"])
-        ones = jnp.ones([x.shape[a] for a in axes], x.dtype)
-        return lax.dot_general(ones, x, ((tuple(range(len(axes))), axes), ((), ())))
+    if name == "reduce_sum" and (
+        jnp.issubdtype(values[0].dtype, jnp.inexact) or math.prod(shapes[0][a] for a in params["axes"]) == 0
+    ):
+        return _sum(values[0], params["axes"])
     if name in REDUCTIONS:
         return primitive.bind(*values, **params)
     if name == "dot_general":
@@ -259,19 +259,47 @@ def _broadcast(value, batched, shape, full_shape, n_runs):
     return lax.broadcast_in_dim(value, (*full_shape, n_runs), dims)
 
 
-def _unrolled_sum(x, axes):
-    """Sum over ``axes`` (few terms) as a chain of adds, which XLA fuses with its neighbours."""
+def _sum(x, axes):
+    """Sum over ``axes`` (not the runs axis) by elementwise adds: a run's sum does not depend on the others.
+
+    A reduction or a dot over the runs' values is blocked by XLA according to
+    the number of runs, so a run's rounding would depend on its grid. Adds
+    of slices along the runs axis do not. At most ``UNROLL_LIMIT`` terms are
+    added in order (XLA fuses the chain with its neighbours); more are cut
+    into ``UNROLL_LIMIT`` consecutive blocks (zero-padded) added in order,
+    whose partial sums are then added pairwise: a program of
+    ``UNROLL_LIMIT + log2(terms)`` adds whatever the number of terms.
+    (A pairwise sum of the terms themselves was not invariant on jax 0.12's
+    CPU backend: which product of a first-level add is fused into a
+    multiply-add depended on the number of runs.)
+    """
     keep = [a for a in range(x.ndim) if a not in axes]
     terms = lax.transpose(x, (*axes, *keep)).reshape(-1, *(x.shape[a] for a in keep))
+    n_terms = terms.shape[0]
+    if n_terms == 0:
+        return jnp.zeros(terms.shape[1:], x.dtype)
+    if n_terms > UNROLL_LIMIT:
+        block = -(-n_terms // UNROLL_LIMIT)
+        terms = jnp.pad(terms, [(0, block * UNROLL_LIMIT - n_terms)] + [(0, 0)] * (terms.ndim - 1))
+        terms = terms.reshape(UNROLL_LIMIT, block, *terms.shape[1:])
     total = terms[0]
     for term in terms[1:]:
         total = total + term
-    return total
+    while total.shape[0] > 1 and n_terms > UNROLL_LIMIT:
+        half = total.shape[0] // 2
+        pairs = total[:half] + total[half : 2 * half]
+        total = jnp.concatenate([pairs, total[2 * half :]]) if total.shape[0] % 2 else pairs
+    return total[0] if n_terms > UNROLL_LIMIT else total
 
 
 def _dot(
     values, flags, shapes, n_runs, *, dimension_numbers, precision=None, preferred_element_type=None, **_
 ):
+    """A contraction with per-run operands as products of slices summed by :func:`_sum`.
+
+    Elementwise, so each run's result does not depend on the other runs
+    (an XLA dot's blocking does); a few terms fuse with their neighbours.
+    """
     (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
     if lhs_batch or rhs_batch:
         return None
@@ -279,24 +307,11 @@ def _dot(
     lhs_free = [a for a in range(len(shapes[0])) if a not in lhs_contract]
     rhs_free = [a for a in range(len(shapes[1])) if a not in rhs_contract]
     terms = math.prod(shapes[0][a] for a in lhs_contract)
-    if not 0 < terms <= UNROLL_LIMIT:
-        dot = dict(precision=precision, preferred_element_type=preferred_element_type)
-        if not flags[0]:  # shared @ per-run: one matrix product, the runs last in the output already
-            return lax.dot_general(lhs, rhs, ((lhs_contract, rhs_contract), ((), ())), **dot)
-        if not flags[1]:  # per-run @ shared: the product the other way round, then the free axes swapped back
-            out = lax.dot_general(rhs, lhs, ((rhs_contract, lhs_contract), ((), ())), **dot)
-            n_rhs, n_lhs = len(rhs_free), len(lhs_free)
-            return lax.transpose(out, (*range(n_rhs, n_rhs + n_lhs), *range(n_rhs), n_rhs + n_lhs))
-        return None  # per-run @ per-run, many terms: vmap's batched product
-    # a few terms: the sum of products of slices, [lhs free, rhs free, runs], fused with its neighbours
     lhs = lhs if flags[0] else _spread(lhs, n_runs)
     rhs = rhs if flags[1] else _spread(rhs, n_runs)
-    lhs_terms = lax.transpose(lhs, (*lhs_contract, *lhs_free, len(shapes[0]))).reshape(terms, -1, n_runs)
-    rhs_terms = lax.transpose(rhs, (*rhs_contract, *rhs_free, len(shapes[1]))).reshape(terms, -1, n_runs)
-    total = None
-    for left, right in zip(lhs_terms, rhs_terms, strict=True):
-        product = left[:, None, :] * right[None, :, :]
-        total = product if total is None else total + product
+    lhs_terms = lax.transpose(lhs, (*lhs_contract, *lhs_free, len(shapes[0]))).reshape(terms, -1, 1, n_runs)
+    rhs_terms = lax.transpose(rhs, (*rhs_contract, *rhs_free, len(shapes[1]))).reshape(terms, 1, -1, n_runs)
+    total = _sum(lhs_terms * rhs_terms, (0,))
     out_shape = (*(shapes[0][a] for a in lhs_free), *(shapes[1][a] for a in rhs_free), n_runs)
     return total.astype(preferred_element_type or total.dtype).reshape(out_shape)
 
