@@ -21,6 +21,8 @@ LOWEST = ".ci/constraints-lowest.txt"  # the lowest versions pyproject.toml decl
 VERSION_MATRIX = [("3.11", LOWEST), ("3.12", None), ("3.13", None)]
 COMPAT_TESTS = [
     "tests/test_compat.py",
+    "tests/test_invariance.py",
+    "tests/test_devices.py",
     "tests/test_runs_last.py",
     "tests/test_engine.py",
     "tests/test_references.py",

@@ -28,7 +28,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gdjax.optimizers import DEFAULT_BATCH_SIZE, OptimizerFactory, resolve_optimizer
 from gdjax.problems import Problem
-from gdjax.runs_last import runs_last
+from gdjax.runs_last import elementwise_products, runs_last
 
 DTYPES = ("float32", "float64")
 RUNS_AXIS = "runs"
@@ -460,8 +460,8 @@ class SweepProgram:
         return jax.enable_x64(self.dtype == "float64")
 
     @functools.cached_property
-    def _tile(self) -> int:
-        """Runs per tile on each device (``_tiles``); the runs are padded to whole tiles."""
+    def _tile(self) -> tuple[int, int]:
+        """(tiles per device, runs per tile) (``_tiles``); the runs are padded to whole tiles."""
         return _tiles(len(self.seeds) * len(self.learning_rates), self.mesh, np.dtype(self.dtype).itemsize)
 
     @functools.cached_property
@@ -551,7 +551,8 @@ class SweepProgram:
         """Estimated device memory of one run: parameters, optimizer state, logged losses, one step's values.
 
         The step's working set is the sum of the values in the jaxpr of the
-        loss's value and gradient on one batch: an upper bound that grows
+        loss's value and gradient on one batch, and of the products of the
+        contractions written out elementwise (``runs_last``): an upper bound that grows
         with the data, while the logged losses grow with steps // log_every,
         never with steps.
         """
@@ -564,8 +565,9 @@ class SweepProgram:
                 for a in (self.problem.X, self.problem.y)
             ]
             jaxpr = jax.make_jaxpr(jax.value_and_grad(self.problem.loss))(params, *batch)
-        working = sum(_nbytes(v.aval) for eqn in jaxpr.eqns for v in eqn.outvars)
         itemsize = np.dtype(self.dtype).itemsize
+        working = sum(_nbytes(v.aval) for eqn in jaxpr.eqns for v in eqn.outvars)
+        working += itemsize * sum(elementwise_products(eqn) for eqn in jaxpr.eqns)
         n_logs = self.steps // self.log_every
         logged = n_logs * (itemsize + (_tree_bytes(params) if self.log_params else 0))
         return 2 * _tree_bytes(params) + _tree_bytes(state) + working + logged + 4 * itemsize
@@ -638,18 +640,26 @@ def _learning_rates_per_chunk(program: SweepProgram, memory_limit: int | None) -
     elif isinstance(memory_limit, bool) or not isinstance(memory_limit, int | np.integer) or memory_limit < 1:
         raise ValueError(f"memory_limit must be a positive number of bytes; got {memory_limit!r}")
     per_run = program.bytes_per_run()
-    data = (program.problem.X.size + program.problem.y.size) * np.dtype(program.dtype).itemsize
+    itemsize = np.dtype(program.dtype).itemsize
+    data = (program.problem.X.size + program.problem.y.size) * itemsize
     budget = int(memory_limit * MEMORY_SHARE) - data
-    runs_per_device = max(budget, 0) // per_run
     n_seeds = len(program.seeds)
-    fitting = runs_per_device * len(devices) // n_seeds
+    fitting = min(max(budget, 0) // per_run * len(devices) // n_seeds, len(program.learning_rates))
+
+    def runs_held(n_rates):  # per device, with the padding to whole tiles
+        n_tiles, tile = _tiles(n_rates * n_seeds, program.mesh, itemsize)
+        return n_tiles * tile
+
+    while fitting >= 1 and runs_held(fitting) * per_run > budget:
+        fitting -= 1
     if fitting < 1:
         raise ValueError(
-            f"this sweep needs {per_run:,} bytes per run, {n_seeds} runs (one per seed) at a time and "
-            f"{data:,} bytes of data per device; {memory_limit:,} bytes are available per device "
-            f"(planning on {MEMORY_SHARE:.0%}): use fewer seeds, fewer logged points or less data"
+            f"this sweep needs {per_run:,} bytes per run, {runs_held(1)} runs a device at a time (its "
+            f"{n_seeds} seeds, padded to a whole tile) and {data:,} bytes of data per device; "
+            f"{memory_limit:,} bytes are available per device (planning on {MEMORY_SHARE:.0%}): "
+            "use fewer seeds, fewer logged points or less data"
         )
-    return min(fitting, len(program.learning_rates))
+    return fitting
 
 
 def prepare_sweep(

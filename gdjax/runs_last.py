@@ -45,8 +45,12 @@ import numpy as np
 from jax import lax
 from jax.extend import core
 
-# Contractions and sums of at most this many terms between per-run values are unrolled.
+# Sums of at most this many terms are added in order; longer ones in this many blocks, then pairwise.
 UNROLL_LIMIT = 16
+# A contraction with per-run values is written out elementwise up to this many products a run
+# (terms x free values: 200 for the textbook regression's X.T @ r, 600 for logistic regression's);
+# past it, it is an XLA dot: the products would take that many values a run of memory.
+ELEMENTWISE_DOT_LIMIT = 4096
 
 ELEMENTWISE_NAMES = """
     abs acos acosh add and asin asinh atan atan2 atanh cbrt ceil clamp convert_element_type copy
@@ -149,7 +153,7 @@ def _apply(eqn, values, flags, n_runs):
     name, params = eqn.primitive.name, dict(eqn.params)
     try:
         done = _apply_rule(eqn, name, params, values, flags, n_runs)
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
+    except Exception as error:  # whatever a rule raises, jax.vmap batches the equation correctly
         _warn_once(
             f"{name}: {type(error).__name__}: {error}"
         )  # a rule that does not fit this JAX's primitive
@@ -274,8 +278,8 @@ def _sum(x, axes):
     multiply-add depended on the number of runs.)
     """
     keep = [a for a in range(x.ndim) if a not in axes]
-    terms = lax.transpose(x, (*axes, *keep)).reshape(-1, *(x.shape[a] for a in keep))
-    n_terms = terms.shape[0]
+    n_terms = math.prod(x.shape[a] for a in axes)
+    terms = lax.transpose(x, (*axes, *keep)).reshape(n_terms, *(x.shape[a] for a in keep))
     if n_terms == 0:
         return jnp.zeros(terms.shape[1:], x.dtype)
     if n_terms > UNROLL_LIMIT:
@@ -295,25 +299,55 @@ def _sum(x, axes):
 def _dot(
     values, flags, shapes, n_runs, *, dimension_numbers, precision=None, preferred_element_type=None, **_
 ):
-    """A contraction with per-run operands as products of slices summed by :func:`_sum`.
+    """A contraction with per-run operands: products of slices summed by :func:`_sum`, or one XLA dot.
 
-    Elementwise, so each run's result does not depend on the other runs
-    (an XLA dot's blocking does); a few terms fuse with their neighbours.
+    Elementwise along the runs, so each run's result does not depend on the
+    other runs (an XLA dot's blocking does), and a few terms fuse with their
+    neighbours. The products are an array of (terms x free values) a run, so
+    past ``ELEMENTWISE_DOT_LIMIT`` of them a product of shared data with
+    per-run values is one XLA dot instead (the runs last in its output), whose
+    rounding may depend on the number of runs; a product of two per-run
+    values that large goes to ``jax.vmap``.
     """
     (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
     if lhs_batch or rhs_batch:
         return None
     lhs, rhs = values
+    if preferred_element_type is not None:  # accumulate in the wider type, as XLA's dot does
+        lhs, rhs = lhs.astype(preferred_element_type), rhs.astype(preferred_element_type)
     lhs_free = [a for a in range(len(shapes[0])) if a not in lhs_contract]
     rhs_free = [a for a in range(len(shapes[1])) if a not in rhs_contract]
     terms = math.prod(shapes[0][a] for a in lhs_contract)
+    n_lhs, n_rhs = (math.prod(shapes[0][a] for a in lhs_free), math.prod(shapes[1][a] for a in rhs_free))
+    out_shape = (*(shapes[0][a] for a in lhs_free), *(shapes[1][a] for a in rhs_free), n_runs)
+    if terms * n_lhs * n_rhs > ELEMENTWISE_DOT_LIMIT:
+        dot = dict(precision=precision, preferred_element_type=preferred_element_type)
+        if not flags[0]:  # shared @ per-run: one matrix product, the runs last in the output already
+            return lax.dot_general(lhs, rhs, ((lhs_contract, rhs_contract), ((), ())), **dot)
+        if not flags[1]:  # per-run @ shared: the product the other way round, then the free axes swapped back
+            out = lax.dot_general(rhs, lhs, ((rhs_contract, lhs_contract), ((), ())), **dot)
+            k, m = len(rhs_free), len(lhs_free)
+            return lax.transpose(out, (*range(k, k + m), *range(k), k + m))
+        return None  # per-run @ per-run: vmap's batched product
     lhs = lhs if flags[0] else _spread(lhs, n_runs)
     rhs = rhs if flags[1] else _spread(rhs, n_runs)
-    lhs_terms = lax.transpose(lhs, (*lhs_contract, *lhs_free, len(shapes[0]))).reshape(terms, -1, 1, n_runs)
-    rhs_terms = lax.transpose(rhs, (*rhs_contract, *rhs_free, len(shapes[1]))).reshape(terms, 1, -1, n_runs)
-    total = _sum(lhs_terms * rhs_terms, (0,))
-    out_shape = (*(shapes[0][a] for a in lhs_free), *(shapes[1][a] for a in rhs_free), n_runs)
-    return total.astype(preferred_element_type or total.dtype).reshape(out_shape)
+    lhs_terms = lax.transpose(lhs, (*lhs_contract, *lhs_free, len(shapes[0]))).reshape(
+        terms, n_lhs, 1, n_runs
+    )
+    rhs_terms = lax.transpose(rhs, (*rhs_contract, *rhs_free, len(shapes[1]))).reshape(
+        terms, 1, n_rhs, n_runs
+    )
+    return _sum(lhs_terms * rhs_terms, (0,)).reshape(out_shape)
+
+
+def elementwise_products(eqn) -> int:
+    """The products a run holds for ``eqn`` if it is a contraction written out elementwise (``_dot``)."""
+    if eqn.primitive.name != "dot_general":
+        return 0
+    (_, rhs_contract), (lhs_batch, rhs_batch) = eqn.params["dimension_numbers"]
+    lhs, rhs = (var.aval.shape for var in eqn.invars)
+    products = math.prod(lhs) * math.prod(rhs[a] for a in range(len(rhs)) if a not in rhs_contract)
+    return 0 if lhs_batch or rhs_batch or products > ELEMENTWISE_DOT_LIMIT else products
 
 
 def _scan_layout(params, n_operands):
@@ -415,30 +449,41 @@ def fast_path_agrees() -> bool:
     """Whether this module's rules give ``jax.vmap``'s numbers on this JAX; checked once per process.
 
     The corpus (:func:`_self_test_corpus`) is a few float32 training steps
-    that use every rule: Adam on a network with a bias and softmax
-    cross-entropy on integer labels inside a ``lax.scan`` (a shared step
-    count), a ``cond`` on the step, short and long contractions and sums,
-    reshapes, slices, pads and concatenations. A disagreement beyond
-    ``SELF_TEST_RTOL`` turns the fast path off for the process, with a
-    warning; ``runs_last`` is then ``jax.vmap`` with the runs last.
+    that use the rules the engine does: a network with a bias and softmax
+    cross-entropy on integer labels, its gradient, an Adam-like scaled step,
+    inside a ``lax.scan`` with a step count shared by every run, a carry
+    that becomes per-run, per-run scanned inputs and a ``cond`` on the step;
+    then short and long contractions and sums, reshapes, slices, pads and
+    concatenations. ``jax.vmap``'s products run at the highest precision
+    (a GPU's default may be TF32). A disagreement beyond ``SELF_TEST_RTOL``,
+    or an error, turns the fast path off for the process, with a warning;
+    ``runs_last`` is then ``jax.vmap`` with the runs last.
     """
-    with jax.ensure_compile_time_eval(), jax.numpy_rank_promotion("allow"):
-        for name, fn, args, batched in _self_test_corpus():
-            in_axes = [-1 if flag else None for flag in batched]
-            expected = jax.jit(jax.vmap(fn, in_axes=in_axes, out_axes=-1))(*args)
-            got = jax.jit(_runs_last(fn, batched))(*args)
-            for want, have in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
-                if np.shape(want) != np.shape(have) or not np.allclose(
-                    have, want, rtol=SELF_TEST_RTOL, atol=SELF_TEST_RTOL
-                ):
-                    warnings.warn(
-                        f"gdjax.runs_last: on jax {jax.__version__} the fast path disagrees with jax.vmap "
-                        f"on the self-test {name!r}; sweeps in this process use jax.vmap (correct, slower)",
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
-                    return False
+    try:
+        with jax.ensure_compile_time_eval(), jax.numpy_rank_promotion("allow"):
+            for name, fn, args, batched in _self_test_corpus():
+                in_axes = [-1 if flag else None for flag in batched]
+                with jax.default_matmul_precision("highest"):
+                    expected = jax.jit(jax.vmap(fn, in_axes=in_axes, out_axes=-1))(*args)
+                got = jax.jit(_runs_last(fn, batched))(*args)
+                for want, have in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
+                    if np.shape(want) != np.shape(have) or not np.allclose(
+                        have, want, rtol=SELF_TEST_RTOL, atol=SELF_TEST_RTOL
+                    ):
+                        return _fast_path_off(f"disagrees with jax.vmap on the self-test {name!r}")
+    except Exception as error:  # the fast path is an optimisation: never let it stop a sweep
+        return _fast_path_off(f"failed its self-test ({type(error).__name__}: {error})")
     return True
+
+
+def _fast_path_off(why: str) -> bool:
+    warnings.warn(
+        f"gdjax.runs_last: on jax {jax.__version__} the fast path {why}; sweeps in this process use "
+        "jax.vmap (correct, slower; a run's last bits may then depend on its grid)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return False
 
 
 def _self_test_corpus():
@@ -467,17 +512,23 @@ def _self_test_corpus():
         return -jnp.mean(jnp.take_along_axis(logits, labels[:, None], axis=1))
 
     def train(rate, p, X, labels):
-        def step(carry, t):
-            p, count = carry
+        def step(carry, inputs):
+            p, count, first_high = carry
+            t, jitter = inputs  # the step (shared) and a per-run input
             grads = jax.grad(loss)(p, X, labels)
-            scale = lax.cond(t % 2 == 0, lambda: 1.0, lambda: 0.5) * rate / jnp.sqrt(count + 1.0)
-            return (jax.tree.map(lambda x, g: x - scale * g, p, grads), count + 1), loss(p, X, labels)
+            scale = lax.cond(t % 2 == 0, lambda r: r, lambda r: 0.5 * r, rate + jitter)  # per-run operand
+            new_p = jax.tree.map(lambda x, g: x - scale * g / (jnp.sqrt(g * g) + 1.0), p, grads)
+            value = loss(p, X, labels)
+            first_high = jnp.where((first_high < 0) & (value > 1.0), t, first_high)  # shared, then per-run
+            return (new_p, count + 1, first_high), (value, count)
 
-        (p, _), losses = lax.scan(step, (p, jnp.int32(0)), jnp.arange(3))
+        inputs = (jnp.arange(3, dtype=jnp.int32), rate * jnp.arange(3, dtype=jnp.float32))  # x64 or not
+        (p, _, first_high), losses = lax.scan(step, (p, jnp.int32(0), jnp.int32(-1)), inputs)
         y = jnp.tanh(p["W"])
         return (
             p,
             losses,
+            first_high,
             {
                 "moved": jnp.pad(y.T.reshape(-1), (1, 2))[::2],
                 "joined": jnp.concatenate([y, X[:3]], axis=1),

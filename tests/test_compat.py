@@ -64,8 +64,15 @@ def test_sweep_equals_vmap_of_one_run(problem, optimizer):
     assert np.all(got.diverged_at == -1)
 
 
-def test_the_fast_path_passes_its_self_test_on_this_jax():
-    assert fast_path_agrees(), f"the runs-last rules disagree with jax.vmap on jax {jax.__version__}"
+@pytest.mark.parametrize("x64", [False, True], ids=["x32", "x64"])
+def test_the_fast_path_passes_its_self_test_on_this_jax(x64):
+    fast_path_agrees.cache_clear()  # the first sweep of a process may run it in either mode
+    try:
+        with jax.enable_x64(x64), warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert fast_path_agrees(), f"the runs-last rules disagree with jax.vmap on jax {jax.__version__}"
+    finally:
+        fast_path_agrees.cache_clear()
 
 
 def test_the_scan_layout_of_this_jax_is_known():

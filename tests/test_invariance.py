@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import gdjax
-from gdjax.engine import MEMORY_SHARE
+from gdjax.engine import MEMORY_SHARE, RUNS_ALIGN
 
 # (problem, optimizer, batch size, the run's learning rate, the grid's range): some grid rates diverge
 CASES = [
@@ -30,10 +30,10 @@ def _outputs(result, index):
     }
 
 
-def _chunked(program, n_rates):
-    """The same sweep with a memory limit that lets about ``n_rates`` learning rates run at a time."""
+def _chunked(program):
+    """The same sweep with a memory limit that lets one tile of runs (``RUNS_ALIGN``) run at a time."""
     data = (program.problem.X.size + program.problem.y.size) * np.dtype(program.dtype).itemsize
-    need = program.bytes_per_run() * len(program.seeds) * n_rates + data
+    need = program.bytes_per_run() * RUNS_ALIGN + data
     return gdjax.prepare_sweep(
         program.problem,
         program._make_optimizer,
@@ -55,14 +55,14 @@ def test_a_run_alone_equals_the_same_run_in_any_grid(case, dtype):
     settings = dict(steps=STEPS, seeds=[0, 1], log_every=50, dtype=dtype, batch_size=batch_size)
     alone = _outputs(gdjax.sweep(problem, optimizer, [rate], **settings), 0)
     rng = np.random.default_rng(case)
-    for size in (2, 7, int(rng.integers(8, 300))):
+    for size in (2, 7, int(rng.integers(9, 300))):  # the last one chunked
         rates = list(np.geomspace(low, high, size - 1))
         position = int(rng.integers(0, size))
         rates.insert(position, rate)
         whole = gdjax.prepare_sweep(problem, optimizer, rates, **settings)
-        chunked = _chunked(whole, 3)
+        chunked = _chunked(whole)
         assert whole.chunk_size == size
-        assert chunked.chunk_size == min(3, size)
+        assert chunked.chunk_size == min(RUNS_ALIGN // 2, size)  # 2 seeds
         for program in (whole, chunked):
             in_grid = _outputs(program.run(), position)
             for name in ("final_loss", "diverged_at", "loss_curve"):
