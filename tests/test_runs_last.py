@@ -7,7 +7,7 @@ import pytest
 from jax import lax
 
 import gdjax
-from gdjax.runs_last import UNROLL_LIMIT, runs_last
+from gdjax.runs_last import ELEMENTWISE_DOT_LIMIT, UNROLL_LIMIT, fast_path_agrees, runs_last
 
 N_RUNS = 5
 
@@ -36,6 +36,11 @@ DOTS = {  # (lhs shape, rhs shape, dimension numbers)
     "contract the first axes": ((3, 4), (3, 2), (((0,), (0,)), ((), ()))),
     "two contracted axes": ((2, 3, 4), (3, 2), (((0, 1), (1, 0)), ((), ()))),
     "many terms": ((2, UNROLL_LIMIT + 3), (UNROLL_LIMIT + 3, 2), (((1,), (0,)), ((), ()))),
+    "past the elementwise limit": (
+        (2, ELEMENTWISE_DOT_LIMIT),
+        (ELEMENTWISE_DOT_LIMIT, 2),
+        (((1,), (0,)), ((), ())),
+    ),
     "batch dimensions": ((2, 4, 3), (2, 3), (((2,), (1,)), ((0,), (0,)))),
 }
 
@@ -129,6 +134,7 @@ def test_the_xor_gradient_has_a_rule_for_every_step_and_no_batched_product(monke
     """What makes it fast: no fallback to vmap, and the per-run products written out (no batch dimensions)."""
     problem = gdjax.xor()
     params = jax.tree.map(lambda w: jnp.ones((*w.shape, N_RUNS)), problem.init(1))
+    assert fast_path_agrees()  # its self-test uses jax.vmap: run it (once a process) before vmap is refused
     monkeypatch.setattr(jax, "vmap", lambda *args, **kwargs: pytest.fail("fell back to jax.vmap"))
     gradient = runs_last(jax.grad(problem.loss), (True, False, False))
     jaxpr = jax.make_jaxpr(gradient)(params, problem.X, problem.y)
