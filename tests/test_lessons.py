@@ -146,11 +146,14 @@ def test_params_curve_holds_the_parameters_at_each_logged_step():
 
 
 def test_chunked_sweep_keeps_stopped_at_and_params_curve():
-    problem, rates = gdjax.linear_regression(), np.geomspace(1e-5, 1e-3, 7)
+    problem, rates = gdjax.linear_regression(), np.geomspace(1e-5, 1e-3, 40)
     options = {"dtype": "float64", "tolerance": 1e-3, "log_params": True, "log_every": 50}
-    whole = gdjax.sweep(problem, "gd", rates, 500, **options)
-    program = gdjax.prepare_sweep(problem, "gd", rates, 500, memory_limit=40_000, **options)
-    assert 1 < program.chunk_size < len(rates)
+    whole_program = gdjax.prepare_sweep(problem, "gd", rates, 500, **options)
+    whole = whole_program.run()
+    # room for 20 runs: one tile of 16 (tiles hold whole blocks of 16 runs) a chunk
+    limit = 2 * (20 * whole_program.bytes_per_run() + (problem.X.size + problem.y.size) * 8)
+    program = gdjax.prepare_sweep(problem, "gd", rates, 500, memory_limit=limit, **options)
+    assert program.chunk_size == 16
     chunked = program.run()
     np.testing.assert_array_equal(chunked.stopped_at, whole.stopped_at)
     np.testing.assert_allclose(chunked.params_curve, whole.params_curve, rtol=1e-12)  # float64 rounding

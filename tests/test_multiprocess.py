@@ -21,11 +21,12 @@ from bench import cli
 from bench.tables import read_metadata, read_table
 
 ENV = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu"}
-# 3 seeds x 5 rates: 15 runs over 2 devices, an uneven split; the chunked sweep's
-# memory limit fits 2 rates (with every seed) at a time, so 3 chunks, the last padded.
-LEARNING_RATES = [1e-3, 1e-2, 0.1, 1.0, 10.0]
+# 3 seeds x 13 rates: 39 runs over 2 devices, an uneven split. A device holds whole tiles of
+# 16 runs; the chunked sweep's memory limit (about 20 runs of about 3.9 KB a device) fits one
+# tile, 10 rates (with every seed) over the 2 devices, so 2 chunks, the last padded.
+LEARNING_RATES = [float(rate) for rate in np.geomspace(1e-3, 10.0, 13)]
 SEEDS = [0, 1, 2]
-CHUNK_MEMORY_LIMIT = 20_000
+CHUNK_MEMORY_LIMIT = 160_000
 SCRIPT = textwrap.dedent(
     """
     import sys
