@@ -2,12 +2,12 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from gdjax.engine import DTYPES as DTYPES
+from gdjax.checks import DTYPES as DTYPES
 from gdjax.engine import SweepProgram as SweepProgram
-from gdjax.engine import SweepResult as SweepResult
 from gdjax.engine import prepare_sweep as prepare_sweep
-from gdjax.engine import runs_mesh as runs_mesh
 from gdjax.engine import sweep as sweep
+from gdjax.placement import runs_mesh as runs_mesh
+from gdjax.result import SweepResult as SweepResult
 from gdjax.optimizers import OPTIMIZERS as OPTIMIZERS
 from gdjax.problems import Problem as Problem
 from gdjax.problems import function_problem as function_problem

@@ -34,13 +34,21 @@ class Problem(NamedTuple):
             so that sweeps of the same problem kind share one compiled program.
         init: ``init(seed) -> params``, the starting parameters (a pytree of
             float64 numpy arrays) for one seed.
+        loss_takes_key: the loss is ``loss(params, X, y, key)``, stochastic
+            (dropout, noise): a training step passes a PRNG key of its own
+            for every run and step, the loss on all data (logged, final)
+            passes ``None``.
+
+    ``y`` of an integer dtype (class labels) reaches the loss as int32; float
+    data as the sweep's dtype.
     """
 
     name: str
     X: np.ndarray
     y: np.ndarray
-    loss: Callable[[Any, jax.Array, jax.Array], jax.Array]
+    loss: Callable[..., jax.Array]
     init: Callable[[int], Any]
+    loss_takes_key: bool = False
 
     @property
     def n_examples(self) -> int:

@@ -14,9 +14,9 @@ import pytest
 from jax import lax
 
 import gdjax
-from gdjax import engine
 from gdjax import runs_last as runs_last_module
 from gdjax.runs_last import fast_path_agrees, runs_last
+from gdjax.step import run_one
 
 # rates well inside each problem's stable range; 50 steps
 PROBLEMS = {
@@ -31,8 +31,9 @@ OPTIMIZERS = ["gd", "sgd", "momentum", "adam", "optax:adamw"]
 def _vmap_of_one_run(program):
     """The program's runs as ``jax.jit(jax.vmap(one run))``: JAX's own batching, no tiles, one device."""
     run = functools.partial(
-        engine._run_one,
+        run_one,
         loss=program.problem.loss,
+        loss_takes_key=program.problem.loss_takes_key,
         make_optimizer=program._make_optimizer,
         steps=program.steps,
         log_every=program.log_every,
@@ -43,7 +44,7 @@ def _vmap_of_one_run(program):
         rates = jnp.tile(jnp.asarray(program.learning_rates), n_seeds)
         params = jax.tree.map(lambda leaf: jnp.repeat(jnp.asarray(leaf), n_lrs, axis=0), program._init_params)
         keys = jnp.repeat(jnp.stack([jax.random.PRNGKey(int(s)) for s in program.seeds]), n_lrs, axis=0)
-        X, y = jnp.asarray(program.problem.X), jnp.asarray(program.problem.y)
+        X, y = program._data()
         out = jax.jit(jax.vmap(run, in_axes=(0, 0, 0, None, None)))(rates, params, keys, X, y)
         return jax.tree.map(lambda leaf: np.asarray(leaf).reshape(n_seeds, n_lrs, *leaf.shape[1:]), out)
 

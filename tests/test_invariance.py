@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import gdjax
-from gdjax.engine import MEMORY_SHARE, RUNS_ALIGN
+from gdjax.placement import RUNS_ALIGN
+from gdjax.planning import MEMORY_SHARE
 
 # (problem, optimizer, batch size, the run's learning rate, the grid's range): some grid rates diverge
 CASES = [

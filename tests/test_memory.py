@@ -48,7 +48,7 @@ def test_sweep_that_cannot_fit_is_refused_saying_what_it_needs():
 
 
 def test_default_limit_is_the_free_memory_and_the_default_suite_fits():
-    assert gdjax.engine.free_memory_bytes(jax.devices()[0]) > 100 * 2**20
+    assert gdjax.planning.free_memory_bytes(jax.devices()[0]) > 100 * 2**20
     program = gdjax.prepare_sweep(
         gdjax.linear_regression(), "adam", np.geomspace(1e-4, 1, 32), 100_000, seeds=range(5), log_every=100
     )

@@ -1,0 +1,90 @@
+"""SweepResult: what a sweep recorded, as numpy arrays with leading axes (seed, learning rate)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+    """What a sweep recorded, as numpy arrays with leading axes (seed, learning rate).
+
+    Attributes:
+        problem, optimizer: names.
+        learning_rates: (n_lrs,) the grid, in the order given.
+        seeds: (n_seeds,) the seeds, in the order given.
+        steps, log_every, dtype, batch_size: the settings of the sweep
+            (``batch_size`` None means full batch).
+        final_loss: (n_seeds, n_lrs) loss on all data after the last step.
+        best_loss: (n_seeds, n_lrs) lowest finite loss on all data among the
+            start, the logged points and the end.
+        diverged_at: (n_seeds, n_lrs) int, first step ``t`` at which the run
+            was seen non-finite, ``t`` counting updates done (0 is the start,
+            ``steps`` the end): its parameters are checked after every
+            update, its loss on all data at the logged points and the end;
+            -1 if it stayed finite.
+        loss_curve: (n_seeds, n_lrs, steps // log_every) loss on all data
+            after ``log_every``, ``2 * log_every``, ... steps.
+        params: pytree of the final parameters, each leaf (n_seeds, n_lrs, ...).
+        tolerance: the sweep's tolerance on the parameter change, or None.
+        stopped_at: (n_seeds, n_lrs) int, with a tolerance: the first step
+            ``t`` whose change ``||x_t - x_{t-1}||`` (Euclidean, over all
+            parameters) was below it, where the classic stopping rule would
+            have stopped the run (the sweep runs on); -1 if never; None
+            without a tolerance.
+        params_curve: with ``log_params``, a pytree like ``params`` whose
+            leaves are (n_seeds, n_lrs, steps // log_every, ...): the
+            parameters at the logged points; else None.
+    """
+
+    problem: str
+    optimizer: str
+    learning_rates: np.ndarray
+    seeds: np.ndarray
+    steps: int
+    log_every: int
+    dtype: str
+    batch_size: int | None
+    final_loss: np.ndarray
+    best_loss: np.ndarray
+    diverged_at: np.ndarray
+    loss_curve: np.ndarray
+    params: Any
+    tolerance: float | None = None
+    stopped_at: np.ndarray | None = None
+    params_curve: Any = None
+
+    def to_frame(self, **columns):
+        """One row per (seed, learning rate), sorted by seed then learning rate.
+
+        Args:
+            **columns: extra per-run columns, each an array of shape
+                (n_seeds, n_lrs), e.g. a metric computed from this result.
+        """
+        import pandas as pd
+
+        n_seeds, n_lrs = self.final_loss.shape
+        per_run = {
+            "final_loss": self.final_loss,
+            "best_loss": self.best_loss,
+            "diverged_at": self.diverged_at,
+            **({"stopped_at": self.stopped_at} if self.stopped_at is not None else {}),
+            **columns,
+        }
+        frame = pd.DataFrame(
+            {
+                "problem": self.problem,
+                "optimizer": self.optimizer,
+                "dtype": self.dtype,
+                "steps": self.steps,
+                "log_every": self.log_every,
+                "batch_size": self.batch_size if self.batch_size is not None else 0,
+                "seed": np.repeat(self.seeds, n_lrs),
+                "learning_rate": np.tile(self.learning_rates, n_seeds),
+                **{name: np.asarray(value).reshape(n_seeds * n_lrs) for name, value in per_run.items()},
+            }
+        )
+        return frame.sort_values(["seed", "learning_rate"], kind="stable").reset_index(drop=True)
