@@ -48,7 +48,7 @@ def optimizer_for_run(make_optimizer, learning_rate, key) -> optax.GradientTrans
     except (TypeError, ValueError):  # a callable without a signature: it takes the learning rate only
         accepted = {}
     if "key" in accepted:
-        return make_optimizer(learning_rate, key=key)
+        return make_optimizer(learning_rate, key=jax.random.wrap_key_data(key))  # a typed key, as optax wants
     if "seed" in accepted:
         return make_optimizer(learning_rate, seed=jax.random.randint(key, (), 0, 2**31 - 1))
     return make_optimizer(learning_rate)
