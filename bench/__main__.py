@@ -1,8 +1,8 @@
 """`python -m bench`: see bench.cli. Ctrl-C during the (slow) imports is handled too.
 
-On the CPU, XLA shows one device however many cores there are; the harness
-asks for one host device per core (unless XLA_FLAGS already says how many),
-so that a sweep's runs are split over all cores. Set before JAX starts.
+On a CPU the sweeps are split over one host device per core: ``import gdjax``
+asks JAX for them (``gdjax.placement``), unless XLA_FLAGS or GDJAX_CPU_DEVICES
+says how many.
 """
 
 import os
@@ -10,14 +10,8 @@ import sys
 
 from bench import INTERRUPTED
 
-HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
-
 
 def _entry() -> int:
-    if HOST_DEVICES_FLAG not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = (
-            f"{os.environ.get('XLA_FLAGS', '')} {HOST_DEVICES_FLAG}={os.cpu_count()}".strip()
-        )
     try:
         from bench.cli import main
     except KeyboardInterrupt:

@@ -318,6 +318,9 @@ def _metadata(argv, device, tag, profile, dtype, cells, tables, repeats) -> dict
         "platform": device.platform,
         "device_count": len(jax.devices(device.platform)),
         "process_count": jax.process_count(),
+        # the precision of the models' own dots and convolutions (jax_default_matmul_precision; "default"
+        # may be TF32 on a GPU, bfloat16 on a TPU); the sums the engine inserts are float32 adds or wider
+        "matmul_precision": str(jax.config.jax_default_matmul_precision or "default"),
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "versions": versions,

@@ -6,9 +6,9 @@ from gdjax.checks import DTYPES as DTYPES
 from gdjax.engine import SweepProgram as SweepProgram
 from gdjax.engine import prepare_sweep as prepare_sweep
 from gdjax.engine import sweep as sweep
-from gdjax.placement import runs_mesh as runs_mesh
-from gdjax.result import SweepResult as SweepResult
 from gdjax.optimizers import OPTIMIZERS as OPTIMIZERS
+from gdjax.placement import request_cpu_devices
+from gdjax.placement import runs_mesh as runs_mesh
 from gdjax.problems import Problem as Problem
 from gdjax.problems import function_problem as function_problem
 from gdjax.problems import linear_regression as linear_regression
@@ -17,6 +17,9 @@ from gdjax.problems import quadratic as quadratic
 from gdjax.problems import regression_from_csv as regression_from_csv
 from gdjax.problems import rosenbrock as rosenbrock
 from gdjax.problems import xor as xor
+from gdjax.result import SweepResult as SweepResult
+
+request_cpu_devices()  # before JAX starts: one CPU device per core (see gdjax.placement)
 
 try:
     __version__ = version("gdjax")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,7 +34,15 @@ from gdjax.checks import (
     stack_init,
 )
 from gdjax.optimizers import DEFAULT_BATCH_SIZE, OptimizerFactory, resolve_optimizer
-from gdjax.placement import RUNS_AXIS, runs_mesh, spans_processes, tiles, to_host
+from gdjax.placement import (
+    RUNS_AXIS,
+    default_devices,
+    runs_mesh,
+    say_if_cores_unused,
+    spans_processes,
+    tiles,
+    to_host,
+)
 from gdjax.problems import Problem
 from gdjax.result import SweepResult
 from gdjax.runs_last import runs_last
@@ -293,7 +302,10 @@ def prepare_sweep(
     if batch_size is not None:
         batch_size = check_count("batch_size", batch_size, high=problem.n_examples)
     init = stack_init(problem, seed_values, init_params)
+    if devices is None:
+        devices = default_devices(len(seed_values) * len(rates))
     mesh = runs_mesh(devices)
+    say_if_cores_unused(mesh)
     program = SweepProgram(
         problem,
         name,
@@ -313,22 +325,7 @@ def prepare_sweep(
     return dataclasses.replace(program, chunk_size=planning.learning_rates_per_chunk(program, memory_limit))
 
 
-def sweep(
-    problem: Problem,
-    optimizer,
-    learning_rates: Sequence[float] | np.ndarray,
-    steps: int,
-    *,
-    seeds: Sequence[int] | np.ndarray = (0,),
-    log_every: int | None = None,
-    dtype: str = "float32",
-    batch_size: int | None = None,
-    init_params=None,
-    devices=None,
-    memory_limit: int | None = None,
-    tolerance: float | None = None,
-    log_params: bool = False,
-) -> SweepResult:
+def sweep(*args, **kwargs) -> SweepResult:
     """Run ``optimizer`` on ``problem`` for every (seed, learning rate) pair, in one compiled program.
 
     Args:
@@ -348,8 +345,10 @@ def sweep(
         init_params: one parameter pytree used as the start of every run,
             instead of ``problem.init(seed)``.
         devices: the devices the runs are split over (any number; the
-            split need not be even); default every device of JAX's default
-            backend. The results are the same on one device or many.
+            split need not be even); default the devices of JAX's default
+            backend (on a CPU, one per core: see ``gdjax.placement``), as
+            many as get 16 runs each. The results are the same on one
+            device or many.
         memory_limit: bytes each device may use; default what it has free
             (host devices share the machine's free memory). A grid that
             would not fit runs in chunks of learning rates (same results);
@@ -373,18 +372,7 @@ def sweep(
         >>> res.final_loss.shape, res.loss_curve.shape
         ((2, 2), (2, 2, 100))
     """
-    return prepare_sweep(
-        problem,
-        optimizer,
-        learning_rates,
-        steps,
-        seeds=seeds,
-        log_every=log_every,
-        dtype=dtype,
-        batch_size=batch_size,
-        init_params=init_params,
-        devices=devices,
-        memory_limit=memory_limit,
-        tolerance=tolerance,
-        log_params=log_params,
-    ).run()
+    return prepare_sweep(*args, **kwargs).run()
+
+
+sweep.__signature__ = inspect.signature(prepare_sweep).replace(return_annotation=SweepResult)  # one signature

@@ -1,11 +1,16 @@
 """Independent references: the textbook numpy loops (shared with the harness) and optax in plain Python."""
 
+import functools
+
 import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 
 from bench.baselines import textbook_regression_gd, textbook_xor_backprop
+from gdjax.step import run_one
 
-__all__ = ["optax_python_loop", "textbook_regression_gd", "textbook_xor_backprop"]
+__all__ = ["optax_python_loop", "textbook_regression_gd", "textbook_xor_backprop", "vmap_of_one_run"]
 
 
 def optax_python_loop(loss, params, X, y, transformation, steps, batches=None):
@@ -20,3 +25,24 @@ def optax_python_loop(loss, params, X, y, transformation, steps, batches=None):
         updates, state = transformation.update(grad(params, X[rows], y[rows]), state, params)
         params = optax.apply_updates(params, updates)
     return params
+
+
+def vmap_of_one_run(program):
+    """The program's runs as ``jax.jit(jax.vmap(one run))``: JAX's own batching, no tiles, one device."""
+    run = functools.partial(
+        run_one,
+        loss=program.problem.loss,
+        loss_takes_key=program.problem.loss_takes_key,
+        make_optimizer=program._make_optimizer,
+        steps=program.steps,
+        log_every=program.log_every,
+        batch_size=program.batch_size,
+    )
+    n_seeds, n_lrs = len(program.seeds), len(program.learning_rates)
+    with jax.enable_x64(True):
+        rates = jnp.tile(jnp.asarray(program.learning_rates), n_seeds)
+        params = jax.tree.map(lambda leaf: jnp.repeat(jnp.asarray(leaf), n_lrs, axis=0), program._init_params)
+        keys = jnp.repeat(jnp.stack([jax.random.PRNGKey(int(s)) for s in program.seeds]), n_lrs, axis=0)
+        X, y = program._data()
+        out = jax.jit(jax.vmap(run, in_axes=(0, 0, 0, None, None)))(rates, params, keys, X, y)
+        return jax.tree.map(lambda leaf: np.asarray(leaf).reshape(n_seeds, n_lrs, *leaf.shape[1:]), out)

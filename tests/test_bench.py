@@ -55,6 +55,7 @@ def test_small_run_writes_every_table_plot_and_metadata(small_results):
     assert metadata["schema_version"] == tables.SCHEMA_VERSION
     assert metadata["seeds"] == [0, 1]
     assert {"jax", "optax", "numpy", "gdjax"} <= set(metadata["versions"])
+    assert metadata["matmul_precision"] == "default"  # jax_default_matmul_precision unset
     timing = tables.read_table(small_results / "timing.csv")
     assert set(timing["implementation"]) == {
         "gdjax.sweep",

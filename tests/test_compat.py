@@ -4,7 +4,6 @@ CI runs this file on every leg of its matrix (Python 3.11 to 3.13, the
 newest JAX each gets, and the lowest versions pyproject.toml declares).
 """
 
-import functools
 import warnings
 
 import jax
@@ -12,11 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import lax
+from references import vmap_of_one_run
 
 import gdjax
 from gdjax import runs_last as runs_last_module
 from gdjax.runs_last import fast_path_agrees, runs_last
-from gdjax.step import run_one
 
 # rates well inside each problem's stable range; 50 steps
 PROBLEMS = {
@@ -28,34 +27,13 @@ PROBLEMS = {
 OPTIMIZERS = ["gd", "sgd", "momentum", "adam", "optax:adamw"]
 
 
-def _vmap_of_one_run(program):
-    """The program's runs as ``jax.jit(jax.vmap(one run))``: JAX's own batching, no tiles, one device."""
-    run = functools.partial(
-        run_one,
-        loss=program.problem.loss,
-        loss_takes_key=program.problem.loss_takes_key,
-        make_optimizer=program._make_optimizer,
-        steps=program.steps,
-        log_every=program.log_every,
-        batch_size=program.batch_size,
-    )
-    n_seeds, n_lrs = len(program.seeds), len(program.learning_rates)
-    with jax.enable_x64(True):
-        rates = jnp.tile(jnp.asarray(program.learning_rates), n_seeds)
-        params = jax.tree.map(lambda leaf: jnp.repeat(jnp.asarray(leaf), n_lrs, axis=0), program._init_params)
-        keys = jnp.repeat(jnp.stack([jax.random.PRNGKey(int(s)) for s in program.seeds]), n_lrs, axis=0)
-        X, y = program._data()
-        out = jax.jit(jax.vmap(run, in_axes=(0, 0, 0, None, None)))(rates, params, keys, X, y)
-        return jax.tree.map(lambda leaf: np.asarray(leaf).reshape(n_seeds, n_lrs, *leaf.shape[1:]), out)
-
-
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("problem", PROBLEMS)
 def test_sweep_equals_vmap_of_one_run(problem, optimizer):
     make, rates = PROBLEMS[problem]
     program = gdjax.prepare_sweep(make(), optimizer, rates, 50, seeds=[0, 3], log_every=10, dtype="float64")
     got = program.run()
-    want = _vmap_of_one_run(program)
+    want = vmap_of_one_run(program)
     for name in ("final_loss", "best_loss", "loss_curve"):
         np.testing.assert_allclose(getattr(got, name), want[name], rtol=1e-12, err_msg=name)
     np.testing.assert_array_equal(got.diverged_at, want["diverged_at"])

@@ -1,7 +1,7 @@
 """The runs split over several devices give the same results as on one, uneven splits included.
 
 The devices are forced host devices in a subprocess (XLA_FLAGS must be set
-before JAX starts); this process keeps its single device for the reference.
+before JAX starts); this process's default devices give the reference.
 """
 
 import os
@@ -69,3 +69,36 @@ def test_devices_must_be_jax_devices():
         gdjax.sweep(gdjax.xor(), "gd", [0.5], steps=3, devices=[])
     with pytest.raises(ValueError, match="devices must be a non-empty sequence of jax devices"):
         gdjax.sweep(gdjax.xor(), "gd", [0.5], steps=3, devices=["cpu:0"])
+
+
+def _devices_seen(env_changes: dict, script: str = "import gdjax, jax; print(len(jax.devices()))") -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "GDJAX_CPU_DEVICES")}
+    env.update(env_changes, JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip() + done.stderr
+
+
+def test_gdjax_asks_for_one_cpu_device_per_core_unless_told():
+    cores = len(os.sched_getaffinity(0))
+    assert _devices_seen({}) == str(cores)
+    assert _devices_seen({"GDJAX_CPU_DEVICES": "1"}) == "1"
+    assert _devices_seen({"GDJAX_CPU_DEVICES": "3"}) == "3"
+    assert _devices_seen({"XLA_FLAGS": "--xla_force_host_platform_device_count=5"}) == "5"
+    assert "not a number of CPU devices" in _devices_seen({"GDJAX_CPU_DEVICES": "all"})
+
+
+def test_a_sweep_says_once_how_to_use_the_cores_when_jax_started_first():
+    script = textwrap.dedent(
+        """
+        import warnings
+        import jax
+        jax.numpy.zeros(1)  # JAX's backend starts before gdjax is imported
+        import gdjax
+        warnings.simplefilter("always")
+        for _ in range(2):
+            gdjax.sweep(gdjax.xor(), "gd", [0.5], steps=3)
+        """
+    )
+    said = _devices_seen({"GDJAX_CPU_DEVICES": "2"}, script)
+    assert said.count("runs on 1 CPU device while 2 cores are available") == 1, said
+    assert "GDJAX_CPU_DEVICES=1 silences this" in said
