@@ -5,7 +5,6 @@ generated results/ (.ci/constraints-pinned.txt); compat runs the engine's
 tests and a quick harness run on each leg of the version matrix.
 """
 
-import os
 import shutil
 from pathlib import Path
 
@@ -94,16 +93,11 @@ def results(session: nox.Session) -> None:
 PERF_ARGS = ["pytest", "tests/test_speed.py", "--benchmark-enable", "--benchmark-columns=min,median,max"]
 
 
-def _all_cores_env() -> dict:
-    """One XLA host device per core, as the harness uses (set before JAX starts)."""
-    return {"XLA_FLAGS": f"--xla_force_host_platform_device_count={os.cpu_count()}"}
-
-
 @nox.session(default=False)
 def perf(session: nox.Session) -> None:
     """Speed benchmarks (pytest-benchmark), timed and saved under .benchmarks/; never pass/fail on time."""
     _install(session, "test,bench")
-    session.run(*PERF_ARGS, "--benchmark-autosave", *session.posargs, env=_all_cores_env())
+    session.run(*PERF_ARGS, "--benchmark-autosave", *session.posargs)
 
 
 @nox.session(default=False)
@@ -115,7 +109,6 @@ def perf_compare(session: nox.Session) -> None:
         "--benchmark-compare",
         "--benchmark-compare-fail=median:20%",
         *session.posargs,
-        env=_all_cores_env(),
     )
 
 

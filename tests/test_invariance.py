@@ -1,6 +1,7 @@
-"""A run's bits do not depend on the grid around it: alone, or at any position of a grid of any size, chunked.
+"""A run's bits do not depend on the grid around it: alone, or at any position of a grid of any size, chunked,
+on one host device or two (this process has one per core: ``gdjax.placement``).
 
-Several host devices: tests/test_devices.py (same bits split over 1, 3 and 4 devices).
+More host devices: tests/test_devices.py (same bits split over 3 and 4 devices).
 """
 
 import jax
@@ -31,8 +32,8 @@ def _outputs(result, index):
     }
 
 
-def _chunked(program):
-    """The same sweep with a memory limit that lets one tile of runs (``RUNS_ALIGN``) run at a time."""
+def _chunked(program, devices):
+    """The sweep on ``devices``, memory for one tile of runs (``RUNS_ALIGN``) per device at a time."""
     data = (program.problem.X.size + program.problem.y.size) * np.dtype(program.dtype).itemsize
     need = program.bytes_per_run() * RUNS_ALIGN + data
     return gdjax.prepare_sweep(
@@ -45,6 +46,7 @@ def _chunked(program):
         dtype=program.dtype,
         batch_size=program.batch_size,
         memory_limit=int(need / MEMORY_SHARE) + 1,
+        devices=devices,
     )
 
 
@@ -60,10 +62,11 @@ def test_a_run_alone_equals_the_same_run_in_any_grid(case, dtype):
         rates = list(np.geomspace(low, high, size - 1))
         position = int(rng.integers(0, size))
         rates.insert(position, rate)
-        whole = gdjax.prepare_sweep(problem, optimizer, rates, **settings)
-        chunked = _chunked(whole)
+        devices = jax.devices()[: 1 + size % 2]  # 1 or 2 host devices (one per core) for the whole grid
+        whole = gdjax.prepare_sweep(problem, optimizer, rates, **settings, devices=devices)
+        chunked = _chunked(whole, jax.devices()[: 2 - size % 2])  # and the other number for its chunks
         assert whole.chunk_size == size
-        assert chunked.chunk_size == min(RUNS_ALIGN // 2, size)  # 2 seeds
+        assert chunked.chunk_size == min(RUNS_ALIGN * chunked.mesh.size // 2, size)  # 2 seeds
         for program in (whole, chunked):
             in_grid = _outputs(program.run(), position)
             for name in ("final_loss", "diverged_at", "loss_curve"):

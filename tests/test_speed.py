@@ -64,6 +64,21 @@ def test_sweep_speed(benchmark, make_problem, low, high, n_lrs, steps, floor_rat
         )
 
 
+@pytest.mark.parametrize(
+    ("make_problem", "low", "high"), [(gdjax.linear_regression, 1e-6, 6e-4), (gdjax.xor, 1e-2, 10.0)]
+)
+def test_sweep_call_speed(benchmark, make_problem, low, high):
+    """``gdjax.sweep()`` as a user calls it (jit cache, chunks, copy to numpy); compare test_sweep_speed."""
+    prob, rates, steps = make_problem(), np.geomspace(low, high, 4096), 10_000
+    gdjax.sweep(prob, "gd", rates, steps)  # warm-up: compile
+    benchmark.pedantic(lambda: gdjax.sweep(prob, "gd", rates, steps), rounds=5, iterations=1)
+    if benchmark.stats is not None:
+        benchmark.extra_info.update(
+            ns_per_lr_step=round(benchmark.stats.stats.median / (len(rates) * steps) * 1e9, 2),
+            devices=len(jax.devices()),
+        )
+
+
 @pytest.mark.parametrize("name", sorted(gdjax.OPTIMIZERS))
 @pytest.mark.parametrize("make_problem", [gdjax.linear_regression, gdjax.xor])
 def test_step_speed(benchmark, make_problem, name):
