@@ -83,8 +83,8 @@ def run_one(
     (``fold_in(loss key, step)``), and with ``key`` None where it is
     evaluated on all data (the logged and final losses). An optimizer whose update takes extra arguments
     (``optax.GradientTransformationExtraArgs``) is given the batch's
-    ``value``, ``grad`` and ``value_fn`` (what ``optax.polyak_sgd`` and
-    ``optax.lbfgs`` need).
+    ``value``, ``grad`` and ``value_fn`` (what ``optax.lbfgs``'s line
+    search needs).
     """
     loss_key, optimizer_key = stream_keys(key)
     optimizer = optimizer_for_run(make_optimizer, learning_rate, optimizer_key)
