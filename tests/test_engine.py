@@ -165,6 +165,23 @@ def test_ahead_of_time_compile_then_execute_equals_sweep():
     assert "scan" in program.lower().as_text() or "while" in program.lower().as_text()
 
 
+def test_the_harness_times_the_chunks_sweep_runs():
+    from bench.timing import time_sweep
+
+    prob, rates = gdjax.xor(), np.geomspace(1e-2, 10.0, 40)
+    whole = gdjax.prepare_sweep(prob, "momentum", rates, steps=200, seeds=[0, 1])
+    need = whole.bytes_per_run() * 16 + (prob.X.size + prob.y.size) * 4  # one tile of 16 runs a device
+    chunked = gdjax.prepare_sweep(
+        prob, "momentum", rates, steps=200, seeds=[0, 1], memory_limit=int(need / gdjax.planning.MEMORY_SHARE)
+    )
+    assert chunked.n_chunks > 1
+    timing, timed = time_sweep(chunked, repeats=1)
+    assert len(timing.run_s) == 1
+    direct = whole.run()
+    for name in ("final_loss", "diverged_at", "loss_curve"):
+        np.testing.assert_array_equal(getattr(timed, name), getattr(direct, name), err_msg=name)
+
+
 def test_user_callable_optimizer():
     import optax
 
