@@ -412,7 +412,7 @@ OPTIMIZERS = {
     "optax:amsgrad": ([1e-3, 3e-3], None),
     "optax:fromage": ([1e-3, 3e-3], None),
     "optax:noisy_sgd": ([0.01, 0.03], None),
-    "optax:lbfgs": ([0.1, 0.5], None),
+    "optax:lbfgs": ([0.2, 0.4], None),  # at 0.1 its curvature test is a tie (0.9, curv_rtol 0.9)
 }
 
 CORE = ("gd", "sgd", "momentum", "adam")  # every model is swept with each of these
