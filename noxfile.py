@@ -51,9 +51,13 @@ def _quick_run(session: nox.Session, *, compare: bool) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Correctness tests and doctests in the pinned environment; benchmarks run once, untimed."""
+    """Correctness tests and doctests in the pinned environment; benchmarks run once, untimed.
+
+    One pytest worker per core (pytest-xdist): most of the time goes to
+    compiling, which XLA does on one core.
+    """
     _install(session, "test,bench")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "--numprocesses=auto", *session.posargs)
 
 
 @nox.session(default=False)
@@ -65,7 +69,7 @@ def compat(session: nox.Session, constraints: str | None) -> None:
     chaotic cells (Adam at large rates) differ in the last bits across JAX versions.
     """
     _install(session, "test,bench", constraints)
-    session.run("pytest", *COMPAT_TESTS, *session.posargs)
+    session.run("pytest", "--numprocesses=auto", *COMPAT_TESTS, *session.posargs)
     _quick_run(session, compare=False)
 
 

@@ -355,7 +355,7 @@ def elementwise_products(eqn) -> int:
     return 0 if lhs_batch or rhs_batch or products > ELEMENTWISE_DOT_LIMIT else products
 
 
-def _scan_layout(params, n_operands):
+def scan_layout(params, n_operands):
     """(num_consts, num_carry) of a scan equation from the parameter layouts known here, else None.
 
     Checked against the body's types: carry in and out alike, and every
@@ -382,7 +382,7 @@ def _scan_layout(params, n_operands):
 
 def _scan(values, flags, n_runs, params):
     """A scan; a carry that stays the same for every run (a step count) stays shared, the rest runs last."""
-    layout = _scan_layout(params, len(values))
+    layout = scan_layout(params, len(values))
     if layout is None:
         _warn_once(f"scan: parameters {sorted(params)} are not a layout known here")
         return None

@@ -59,7 +59,7 @@ def test_the_scan_layout_of_this_jax_is_known():
         return lax.scan(lambda c, x: (c + x, c * x), x[0], x)
 
     (eqn,) = [eqn for eqn in jax.make_jaxpr(fn)(jnp.ones(3)).jaxpr.eqns if eqn.primitive.name == "scan"]
-    assert runs_last_module._scan_layout(dict(eqn.params), len(eqn.invars)) == (0, 1)
+    assert runs_last_module.scan_layout(dict(eqn.params), len(eqn.invars)) == (0, 1)
 
 
 def test_the_engine_needs_no_fallback_on_this_jax(monkeypatch):

@@ -148,6 +148,7 @@ def test_params_curve_holds_the_parameters_at_each_logged_step():
 def test_chunked_sweep_keeps_stopped_at_and_params_curve():
     problem, rates = gdjax.linear_regression(), np.geomspace(1e-5, 1e-3, 40)
     options = {"dtype": "float64", "tolerance": 1e-3, "log_params": True, "log_every": 50}
+    options["devices"] = jax.devices()[:1]  # the limit is per device
     whole_program = gdjax.prepare_sweep(problem, "gd", rates, 500, **options)
     whole = whole_program.run()
     # room for 20 runs: one tile of 16 (tiles hold whole blocks of 16 runs) a chunk
@@ -163,7 +164,8 @@ def test_logged_parameters_count_in_the_memory_estimate():
     problem = gdjax.linear_regression()
     plain = gdjax.prepare_sweep(problem, "gd", [1e-4], 1000, log_every=10)
     logged = gdjax.prepare_sweep(problem, "gd", [1e-4], 1000, log_every=10, log_params=True)
-    assert logged.bytes_per_run() - plain.bytes_per_run() == 100 * 2 * 4  # logs x parameters x float32
+    # logs x parameters x float32, three copies: the run's own, the tiles' stacked outputs, the program's
+    assert logged.bytes_per_run() - plain.bytes_per_run() == 3 * 100 * 2 * 4
 
 
 def _fewest_steps_to(problem, optimizer, rates, steps, fraction):
