@@ -70,6 +70,7 @@ def compat(session: nox.Session, constraints: str | None) -> None:
     """
     _install(session, "test,bench", constraints)
     session.run("pytest", "--numprocesses=auto", *COMPAT_TESTS, *session.posargs)
+    session.run("pytest", "-m", "not slow", "tests/test_corpus.py", *session.posargs)  # its quick cases
     _quick_run(session, compare=False)
 
 
