@@ -28,6 +28,7 @@ from gdjax.checks import (
     check_count,
     check_dtype,
     check_flag,
+    check_labels,
     check_learning_rates,
     check_seeds,
     check_tolerance,
@@ -174,32 +175,32 @@ class SweepProgram:
         """Every chunk's arguments, one row per run, put on the devices once (first used under ``_x64()``).
 
         Run ``i`` of chunk ``c`` is seed ``i // chunk_size`` and learning rate
-        ``c * chunk_size + i % chunk_size``; past the grid's last rate, and to
-        fill whole tiles on every device, the chunk's last run is repeated.
-        The data is put once and shared by the chunks.
+        ``c * chunk_size + i % chunk_size``; past the grid's last rate each
+        seed repeats its last rate, and the chunk's last run fills whole
+        tiles on every device. The starting points, keys and data are put
+        once and shared by the chunks.
         """
         n_tiles, tile = self._tile
         n_seeds, n_lrs = len(self.seeds), len(self.learning_rates)
         as_dtype = functools.partial(jnp.asarray, dtype=self.dtype)
         keys = np.stack([np.asarray(jax.random.PRNGKey(int(s))) for s in self.seeds])
-        data = self._data()
         run = np.minimum(np.arange(self.mesh.size * n_tiles * tile), n_seeds * self.chunk_size - 1)
         seed_of_run, rate_in_chunk = np.divmod(run, self.chunk_size)
-        runs_per_seed = (
-            jax.tree.map(lambda leaf: as_dtype(np.asarray(leaf)[seed_of_run]), self._init_params),
-            jnp.asarray(keys[seed_of_run]),
-        )
+        whole = NamedSharding(self.mesh, PartitionSpec())
+
+        def put(value):  # several processes (jax.distributed): one global array, whole on every device
+            if not spans_processes(self.mesh):
+                return value
+            return jax.make_array_from_process_local_data(whole, np.asarray(value))
+
+        starts = jax.tree.map(lambda leaf: as_dtype(np.asarray(leaf)[seed_of_run]), self._init_params)
+        shared = jax.tree.map(put, (starts, jnp.asarray(keys[seed_of_run]), *self._data()))
         chunks = []
         for first in range(0, n_lrs, self.chunk_size):
             kept = min(self.chunk_size, n_lrs - first)
             rate_of_run = first + np.minimum(rate_in_chunk, kept - 1)
-            chunks.append((as_dtype(self.learning_rates[rate_of_run]), *runs_per_seed, *data))
-        if not spans_processes(self.mesh):
-            return chunks
-        # Several processes (jax.distributed): each holds the same host values;
-        # the program takes them as global arrays, whole on every device.
-        whole = NamedSharding(self.mesh, PartitionSpec())
-        return jax.tree.map(lambda a: jax.make_array_from_process_local_data(whole, np.asarray(a)), chunks)
+            chunks.append((put(as_dtype(self.learning_rates[rate_of_run])), *shared))
+        return chunks
 
     def _static(self) -> dict:
         return {
@@ -226,14 +227,24 @@ class SweepProgram:
             return self.lower().compile()
 
     def execute(self, compiled: jax.stages.Compiled | None = None) -> list[dict]:
-        """Run every chunk (with ``compiled``, or the cached jit); returns each chunk's device arrays."""
-        with self._x64():
-            if compiled is None:
-                return [_sweep_program(*arguments, **self._static()) for arguments in self._arguments]
-            return [compiled(*arguments) for arguments in self._arguments]
+        """Run every chunk (with ``compiled``, or the cached jit); returns each chunk's device arrays.
 
-    def result(self, outputs: list[dict]) -> SweepResult:
-        """The chunks' device outputs as host numpy arrays, joined (every process gets every run)."""
+        Every chunk's outputs stay on the devices until ``result()``: what a
+        harness times. ``run()`` copies each chunk to the host before the next.
+        """
+        return list(self._executions(compiled))
+
+    def _executions(self, compiled=None):
+        """Each chunk's device outputs, one chunk at a time."""
+        for arguments in self._arguments:
+            with self._x64():
+                if compiled is None:
+                    yield _sweep_program(*arguments, **self._static())
+                else:
+                    yield compiled(*arguments)
+
+    def result(self, outputs) -> SweepResult:
+        """The chunks' device outputs (an iterable) as host numpy arrays, joined (every process gets all)."""
         n_seeds, n_lrs = len(self.seeds), len(self.learning_rates)
 
         def per_run(leaf):  # (n_seeds, chunk_size, ...) of one chunk's padded runs
@@ -261,8 +272,8 @@ class SweepProgram:
         return planning.bytes_per_run(self)
 
     def run(self) -> SweepResult:
-        """Run the sweep: compile (or reuse) its program and run every chunk."""
-        return self.result(self.execute())
+        """Run the sweep: compile (or reuse) its program and run every chunk, copied to the host in turn."""
+        return self.result(self._executions())
 
 
 def prepare_sweep(
@@ -301,6 +312,7 @@ def prepare_sweep(
         batch_size = DEFAULT_BATCH_SIZE.get(optimizer)
     if batch_size is not None:
         batch_size = check_count("batch_size", batch_size, high=problem.n_examples)
+    check_labels(problem.y)
     init = stack_init(problem, seed_values, init_params)
     if devices is None:
         devices = default_devices(len(seed_values) * len(rates))

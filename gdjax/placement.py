@@ -36,14 +36,17 @@ def request_cpu_devices() -> None:
     if HOST_DEVICES_FLAG in os.environ.get("XLA_FLAGS", "") or jax.config.jax_num_cpu_devices != -1:
         return
     if chosen:
-        if not chosen.isdigit() or int(chosen) < 1:
+        try:
+            wanted = int(chosen)
+        except ValueError:
+            wanted = 0
+        if wanted < 1:
             warnings.warn(
                 f"gdjax: {CPU_DEVICES_VARIABLE}={chosen!r} is not a number of CPU devices >= 1; ignored",
                 RuntimeWarning,
                 stacklevel=2,
             )
             return
-        wanted = int(chosen)
     else:
         wanted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if wanted == 1 and not chosen:

@@ -145,7 +145,12 @@ def _run_shapes(program: SweepProgram) -> tuple:
     """The arguments of one run of ``program`` (learning rate, parameters, key, X, y) as shapes."""
     params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], program.dtype), program._init_params)
     data = jax.eval_shape(program._data)  # the dtypes the program gets, without putting the data on a device
-    return jax.ShapeDtypeStruct((), program.dtype), params, jax.ShapeDtypeStruct((2,), np.uint32), *data
+    return (
+        jax.ShapeDtypeStruct((), program.dtype),
+        params,
+        jax.eval_shape(lambda: jax.random.PRNGKey(0)),
+        *data,
+    )
 
 
 def _run_bytes(program: SweepProgram) -> tuple[int, int]:
@@ -201,7 +206,7 @@ def device_bytes(program: SweepProgram, n_runs: int) -> int:
     residuals of a full-batch loss, and with minibatches the examples'
     order (``n_examples`` integers) and its reshuffling.
     """
-    return _device_bytes(program, n_runs, *_run_bytes(program))
+    return _device_bytes(program, n_runs, data_bytes(program), *_run_bytes(program))
 
 
 # With several tiles a device's program runs its tiles in a loop, and XLA (CPU, jax 0.10) shares fewer
@@ -211,11 +216,11 @@ def device_bytes(program: SweepProgram, n_runs: int) -> int:
 SEVERAL_TILES_WORKING = 1.5
 
 
-def _device_bytes(program: SweepProgram, n_runs: int, held: int, working: int) -> int:
+def _device_bytes(program: SweepProgram, n_runs: int, data: int, held: int, working: int) -> int:
     n_tiles, tile = tiles(n_runs, program.mesh, np.dtype(program.dtype).itemsize)
     if n_tiles > 1:
         working = int(working * SEVERAL_TILES_WORKING)
-    return data_bytes(program) + n_tiles * tile * held + tile * working
+    return data + n_tiles * tile * held + tile * working
 
 
 def data_bytes(program: SweepProgram) -> int:
@@ -236,13 +241,15 @@ def bytes_per_run(program: SweepProgram) -> int:
     return held + working
 
 
-def free_memory_bytes(device) -> int:
-    """Bytes ``device`` has free: its allocator's limit less what is in use, or a share of free host RAM."""
+def free_memory_bytes(device, sharing: int = 1) -> int:
+    """Bytes ``device`` has free: its allocator's limit less what is in use, or free host RAM / ``sharing``.
+
+    ``sharing``: the host devices a sweep uses on this process (they share its RAM).
+    """
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and "bytes_limit" in stats:
         return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
-    host_devices = len([d for d in jax.devices(device.platform) if d.process_index == device.process_index])
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") // host_devices
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") // sharing
 
 
 # Share of a device's free memory a sweep plans to use: XLA's own buffers and
@@ -253,7 +260,8 @@ MEMORY_SHARE = 0.5
 def learning_rates_per_chunk(program: SweepProgram, memory_limit: int | None) -> int:
     """How many learning rates (with every seed) fit in one execution; refuse when not even one does."""
     if memory_limit is None:
-        memory_limit = min(free_memory_bytes(device) for device in program.mesh.local_devices)
+        local = program.mesh.local_devices
+        memory_limit = min(free_memory_bytes(device, len(local)) for device in local)
         if spans_processes(program.mesh):  # every process must cut the same chunks: plan for the tightest
             with jax.enable_x64(True):  # bytes overflow int32
                 memory_limit = int(np.min(multihost_utils.process_allgather(np.int64(memory_limit))))
@@ -269,7 +277,7 @@ def learning_rates_per_chunk(program: SweepProgram, memory_limit: int | None) ->
         return n_tiles * tile
 
     def need(n_rates):
-        return _device_bytes(program, n_rates * n_seeds, held, working)
+        return _device_bytes(program, n_rates * n_seeds, data, held, working)
 
     # every run held costs at least ``held``: count down from the most rates that leaves room for
     fitting = min(

@@ -47,6 +47,8 @@ def optimizer_for_run(make_optimizer, learning_rate, key) -> optax.GradientTrans
         accepted = inspect.signature(make_optimizer).parameters
     except (TypeError, ValueError):  # a callable without a signature: it takes the learning rate only
         accepted = {}
+    if {"key", "seed"} & set(getattr(make_optimizer, "keywords", None) or {}):
+        return make_optimizer(learning_rate)  # a functools.partial with the user's own key or seed
     if "key" in accepted:
         return make_optimizer(learning_rate, key=jax.random.wrap_key_data(key))  # a typed key, as optax wants
     if "seed" in accepted:
@@ -81,7 +83,8 @@ def run_one(
     logged points too. A loss that ``loss_takes_key`` is called ``loss(params,
     X_batch, y_batch, key)`` with a key of its own at every step
     (``fold_in(loss key, step)``), and with ``key`` None where it is
-    evaluated on all data (the logged and final losses). An optimizer whose update takes extra arguments
+    evaluated on all data (the initial, logged and final losses). An
+    optimizer whose update takes extra arguments
     (``optax.GradientTransformationExtraArgs``) is given the batch's
     ``value``, ``grad`` and ``value_fn`` (what ``optax.lbfgs``'s line
     search needs).
