@@ -202,7 +202,8 @@ class SweepProgram:
             chunks.append((put(as_dtype(self.learning_rates[rate_of_run])), *shared))
         return chunks
 
-    def _static(self) -> dict:
+    def run_settings(self) -> dict:
+        """The keyword arguments of ``gdjax.step.run_one`` for one run of this sweep."""
         return {
             "loss": self.problem.loss,
             "loss_takes_key": self.problem.loss_takes_key,
@@ -212,9 +213,10 @@ class SweepProgram:
             "batch_size": self.batch_size,
             "tolerance": self.tolerance,
             "log_params": self.log_params,
-            "mesh": self.mesh,
-            "tile": self._tile[1],
         }
+
+    def _static(self) -> dict:
+        return {**self.run_settings(), "mesh": self.mesh, "tile": self._tile[1]}
 
     def lower(self) -> jax.stages.Lowered:
         """The traced, lowered program every chunk runs (ahead-of-time API)."""

@@ -157,16 +157,7 @@ def _run_bytes(program: SweepProgram) -> tuple[int, int]:
     """(bytes each run held keeps, bytes each run of the tile being run adds): see ``device_bytes``."""
     with program._x64():
         shapes = _run_shapes(program)
-    settings = dict(
-        loss=program.problem.loss,
-        loss_takes_key=program.problem.loss_takes_key,
-        make_optimizer=program._make_optimizer,
-        steps=program.steps,
-        log_every=program.log_every,
-        batch_size=program.batch_size,
-        tolerance=program.tolerance,
-        log_params=program.log_params,
-    )
+    settings = program.run_settings()
     leaves, structure = jax.tree.flatten(shapes)
     return _traced_run_bytes(program.dtype, structure, tuple(leaves), tuple(settings.items()))
 

@@ -29,15 +29,7 @@ def optax_python_loop(loss, params, X, y, transformation, steps, batches=None):
 
 def vmap_of_one_run(program):
     """The program's runs as ``jax.jit(jax.vmap(one run))``: JAX's own batching, no tiles, one device."""
-    run = functools.partial(
-        run_one,
-        loss=program.problem.loss,
-        loss_takes_key=program.problem.loss_takes_key,
-        make_optimizer=program._make_optimizer,
-        steps=program.steps,
-        log_every=program.log_every,
-        batch_size=program.batch_size,
-    )
+    run = functools.partial(run_one, **program.run_settings())
     n_seeds, n_lrs = len(program.seeds), len(program.learning_rates)
     with jax.enable_x64(True):
         rates = jnp.tile(jnp.asarray(program.learning_rates), n_seeds)
