@@ -6,6 +6,9 @@ from gdjax.checks import DTYPES as DTYPES
 from gdjax.engine import SweepProgram as SweepProgram
 from gdjax.engine import prepare_sweep as prepare_sweep
 from gdjax.engine import sweep as sweep
+from gdjax.networks import classification as classification
+from gdjax.networks import digits as digits
+from gdjax.networks import mnist1d as mnist1d
 from gdjax.optimizers import OPTIMIZERS as OPTIMIZERS
 from gdjax.placement import request_cpu_devices
 from gdjax.placement import runs_mesh as runs_mesh

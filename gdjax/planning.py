@@ -142,7 +142,7 @@ def _structured_peak(eqn, batched: list[bool]) -> tuple[int, list[bool]] | None:
 
 
 def _run_shapes(program: SweepProgram) -> tuple:
-    """The arguments of one run of ``program`` (learning rate, parameters, key, X, y) as shapes."""
+    """The arguments of one run of ``program`` (learning rate, parameters, key, X, y, held_out) as shapes."""
     params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], program.dtype), program._init_params)
     data = jax.eval_shape(program._data)  # the dtypes the program gets, without putting the data on a device
     return (
@@ -165,10 +165,11 @@ def _run_bytes(program: SweepProgram) -> tuple[int, int]:
 @functools.lru_cache(maxsize=256)  # a sweep called again with new rates or seeds is not traced again
 def _traced_run_bytes(dtype: str, structure, leaves: tuple, settings: tuple) -> tuple[int, int]:
     with jax.enable_x64(dtype == "float64"):
-        rate, params, key, X, y = jax.tree.unflatten(structure, leaves)
+        rate, params, key, *data = jax.tree.unflatten(structure, leaves)
         run = functools.partial(run_one, **dict(settings))
-        closed, outputs = jax.make_jaxpr(run, return_shape=True)(rate, params, key, X, y)
-    jaxpr, batched = closed.jaxpr, [True] * len(jax.tree.leaves((rate, params, key))) + [False, False]
+        closed, outputs = jax.make_jaxpr(run, return_shape=True)(rate, params, key, *data)
+    per_run, shared = jax.tree.leaves((rate, params, key)), jax.tree.leaves(data)
+    jaxpr, batched = closed.jaxpr, [True] * len(per_run) + [False] * len(shared)
     try:  # without the values nothing uses (gd's example order), as XLA compiles it; JAX's own pass
         from jax.interpreters import partial_eval
 
@@ -215,7 +216,7 @@ def _device_bytes(program: SweepProgram, n_runs: int, data: int, held: int, work
 
 
 def data_bytes(program: SweepProgram) -> int:
-    """Bytes of the data (X and y) a device holds: X in the sweep's dtype, y too or int32 labels."""
+    """Bytes of the data (X, y and the held-out sets) a device holds, floats in the sweep's dtype."""
     with program._x64():
         return _tree_bytes(jax.eval_shape(program._data))
 

@@ -38,6 +38,13 @@ class Problem(NamedTuple):
             (dropout, noise): a training step passes a PRNG key of its own
             for every run and step, the loss on all data (logged, final)
             passes ``None``.
+        metrics: ``metrics(params, held_out) -> {name: scalar}``, measures
+            evaluated at every logged point and at the end (held-out loss
+            and accuracy, ...): a module-level function or an equal-comparing
+            object, like ``loss``. None: only the loss is logged.
+        held_out: ``{name: array}``, the data ``metrics`` reads (a test set,
+            a validation set), put on the devices beside ``X`` and ``y``;
+            integer arrays reach it as int32, float ones as the sweep's dtype.
 
     ``y`` of an integer dtype (class labels) reaches the loss as int32; float
     data as the sweep's dtype.
@@ -49,6 +56,8 @@ class Problem(NamedTuple):
     loss: Callable[..., jax.Array]
     init: Callable[[int], Any]
     loss_takes_key: bool = False
+    metrics: Callable[..., dict] | None = None
+    held_out: dict[str, np.ndarray] | None = None
 
     @property
     def n_examples(self) -> int:

@@ -38,6 +38,11 @@ class SweepResult:
         params_curve: with ``log_params``, a pytree like ``params`` whose
             leaves are (n_seeds, n_lrs, steps // log_every, ...): the
             parameters at the logged points; else None.
+        metric_curves: the problem's metrics (``Problem.metrics``, e.g.
+            ``test_accuracy``) at the logged points: name -> (n_seeds, n_lrs,
+            steps // log_every), at the steps of ``loss_curve``; empty for a
+            problem without metrics.
+        final_metrics: name -> (n_seeds, n_lrs), the metrics after the last step.
     """
 
     problem: str
@@ -56,9 +61,13 @@ class SweepResult:
     tolerance: float | None = None
     stopped_at: np.ndarray | None = None
     params_curve: Any = None
+    metric_curves: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    final_metrics: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def to_frame(self, **columns):
         """One row per (seed, learning rate), sorted by seed then learning rate.
+
+        A column per problem metric holds its value after the last step.
 
         Args:
             **columns: extra per-run columns, each an array of shape
@@ -72,6 +81,7 @@ class SweepResult:
             "best_loss": self.best_loss,
             "diverged_at": self.diverged_at,
             **({"stopped_at": self.stopped_at} if self.stopped_at is not None else {}),
+            **self.final_metrics,
             **columns,
         }
         frame = pd.DataFrame(

@@ -62,6 +62,7 @@ def run_one(
     key,
     X,
     y,
+    held_out=None,
     *,
     loss,
     make_optimizer,
@@ -71,6 +72,7 @@ def run_one(
     tolerance=None,
     log_params=False,
     loss_takes_key=False,
+    metrics=None,
 ):
     """One run: ``steps`` updates from ``params``, the loss logged every ``log_every``.
 
@@ -87,7 +89,9 @@ def run_one(
     optimizer whose update takes extra arguments
     (``optax.GradientTransformationExtraArgs``) is given the batch's
     ``value``, ``grad`` and ``value_fn`` (what ``optax.lbfgs``'s line
-    search needs).
+    search needs). With ``metrics`` (a problem's, see ``Problem``),
+    ``metrics(params, held_out)`` is recorded at the logged points and the
+    end.
     """
     loss_key, optimizer_key = stream_keys(key)
     optimizer = optimizer_for_run(make_optimizer, learning_rate, optimizer_key)
@@ -136,6 +140,8 @@ def run_one(
         logged_loss = full_loss(params)
         diverged_at = _mark_divergence(diverged_at, jnp.isfinite(logged_loss), first_step + log_every)
         logged = {"loss": logged_loss, **({"params": params} if log_params else {})}
+        if metrics is not None:
+            logged["metrics"] = metrics(params, held_out)
         return ((params, opt_state, diverged_at, order), stopped_at), logged
 
     n_logs, tail = divmod(steps, log_every)
@@ -163,4 +169,7 @@ def run_one(
         outputs["stopped_at"] = stopped_at
     if log_params:
         outputs["params_curve"] = logged["params"]
+    if metrics is not None:
+        outputs["metric_curves"] = logged["metrics"]
+        outputs["final_metrics"] = metrics(params, held_out)
     return outputs
