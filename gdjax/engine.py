@@ -52,7 +52,7 @@ from gdjax.step import run_one
 # A run with this many parameters or more (a network's weight matrices) does its work in matrix
 # products between per-run values, which XLA's CPU backend runs fastest batched with the runs first,
 # as jax.vmap lays them out: the MNIST-1D MLP (15,210 parameters) took 354 us a run-step under
-# runs_last's layout and NNN us so. Smaller models (XOR's 16, a regression's 2) keep runs_last.
+# runs_last's layout and 238 us so. Smaller models (XOR's 16, a regression's 2) keep runs_last.
 RUNS_FIRST_FROM = 256
 
 
@@ -170,6 +170,7 @@ class SweepProgram:
     chunk_size: int  # learning rates per execution; len(learning_rates) when all fit at once
     tolerance: float | None = None
     log_params: bool = False
+    padded_to: tuple[int, int] | None = None  # (tiles per device, runs per tile) of another program: rerun()
 
     def _x64(self):
         """The x64 mode this sweep runs under, set for its duration only."""
@@ -182,6 +183,8 @@ class SweepProgram:
     @functools.cached_property
     def _tile(self) -> tuple[int, int]:
         """(tiles per device, runs per tile) of one chunk (``tiles``); its runs are padded to whole tiles."""
+        if self.padded_to is not None:
+            return self.padded_to
         return tiles(len(self.seeds) * self.chunk_size, self.mesh, np.dtype(self.dtype).itemsize)
 
     def _data(self) -> tuple:
@@ -275,7 +278,9 @@ class SweepProgram:
 
     def _executions(self, compiled=None):
         """Each chunk's device outputs, one chunk at a time."""
-        for arguments in self._arguments:
+        with self._x64():  # the arguments are made in the sweep's dtype
+            chunks = self._arguments
+        for arguments in chunks:
             with self._x64():
                 if compiled is None:
                     yield _sweep_program(*arguments, **self._static())
@@ -309,6 +314,40 @@ class SweepProgram:
     def bytes_per_run(self) -> int:
         """Estimated device memory of one run (``planning.bytes_per_run``)."""
         return planning.bytes_per_run(self)
+
+    def rerun(self, learning_rates, seeds) -> SweepProgram:
+        """This sweep on another grid of at most as many runs, padded to this one's shape.
+
+        The compiled program of this sweep runs it (``execute(compiled)``), with
+        no new compile: e.g. the best rate of a grid rerun on fresh seeds.
+        Each run's results are the ones it has alone (a run's bits do not
+        depend on its grid). The runs start at ``problem.init(seed)``. Refused
+        (ValueError) where the grid does not fit in one execution of this
+        sweep's shape.
+        """
+        n_tiles, tile = self._tile
+        rerun = prepare_sweep(
+            self.problem,
+            self._make_optimizer,
+            learning_rates,
+            self.steps,
+            seeds=seeds,
+            log_every=self.log_every,
+            dtype=self.dtype,
+            batch_size=self.batch_size,
+            devices=list(self.mesh.devices.flat),
+            memory_limit=None,
+            tolerance=self.tolerance,
+            log_params=self.log_params,
+        )
+        if len(rerun.seeds) * len(rerun.learning_rates) > self.mesh.size * n_tiles * tile:
+            raise ValueError(
+                f"a rerun of {len(rerun.seeds)} seeds x {len(rerun.learning_rates)} rates does not fit in "
+                f"this sweep's {self.mesh.size * n_tiles * tile} runs"
+            )
+        return dataclasses.replace(
+            rerun, optimizer=self.optimizer, chunk_size=len(rerun.learning_rates), padded_to=(n_tiles, tile)
+        )
 
     def run(self) -> SweepResult:
         """Run the sweep: compile (or reuse) its program and run every chunk, copied to the host in turn."""

@@ -195,3 +195,20 @@ def test_init_params_is_used_for_every_seed():
     start = prob.init(7)
     res = gdjax.sweep(prob, "gd", [0.5], steps=10, seeds=[0, 1, 2], init_params=start)
     np.testing.assert_array_equal(res.final_loss, res.final_loss[0, 0])
+
+
+def test_a_rerun_runs_on_the_grids_compiled_program_with_the_results_of_its_own_sweep():
+    """rerun(): the best rate on fresh seeds, padded to the grid's shape, needs no compile of its own."""
+    problem = gdjax.xor()
+    grid = gdjax.prepare_sweep(problem, "adam", np.geomspace(1e-3, 1, 8), 600, seeds=[0, 1], log_every=100)
+    compiled = grid.compile()
+    rerun = grid.rerun([0.05], range(1000, 1010))
+    assert rerun.optimizer == "adam"
+    # the grid's executable itself runs it: an argument of another shape would raise TypeError
+    again = rerun.result(rerun.execute(compiled))
+    alone = gdjax.sweep(problem, "adam", [0.05], 600, seeds=range(1000, 1010), log_every=100)
+    np.testing.assert_array_equal(again.final_loss, alone.final_loss)
+    np.testing.assert_array_equal(again.loss_curve, alone.loss_curve)
+    np.testing.assert_array_equal(again.params["W1"], alone.params["W1"])
+    with pytest.raises(ValueError, match="does not fit"):
+        grid.rerun(np.geomspace(1e-3, 1, 8), range(100, 103))
