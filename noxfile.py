@@ -26,6 +26,7 @@ COMPAT_TESTS = [
     "tests/test_engine.py",
     "tests/test_references.py",
     "tests/test_optimizers.py",
+    "tests/test_networks.py",
 ]
 VERSIONS = "import sys, jax, jaxlib, numpy, optax, pandas; print('python', sys.version.split()[0], *(f'{m.__name__} {m.__version__}' for m in (jax, jaxlib, numpy, optax, pandas)), sep=', ')"  # noqa: E501
 

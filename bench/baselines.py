@@ -117,7 +117,8 @@ def jitted_step(problem, make_optimizer, learning_rate, dtype, batch_size=None):
     """
     optimizer = make_optimizer(learning_rate)
     rows = slice(batch_size)
-    X, y = jnp.asarray(problem.X[rows], dtype), jnp.asarray(problem.y[rows], dtype)
+    labels = np.issubdtype(problem.y.dtype, np.integer)  # class labels stay integers, as in a sweep
+    X, y = jnp.asarray(problem.X[rows], dtype), jnp.asarray(problem.y[rows], jnp.int32 if labels else dtype)
     params = jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype), problem.init(0))
 
     @jax.jit
@@ -131,15 +132,29 @@ def jitted_step(problem, make_optimizer, learning_rate, dtype, batch_size=None):
 
 def python_loop_seconds(problem, make_optimizer, learning_rate, *, steps, repeats, dtype, batch_size=None):
     """Seconds of each repeat of a Python loop of ``steps`` jitted single steps (one learning rate)."""
+    return loop_seconds_and_cost(
+        problem,
+        make_optimizer,
+        learning_rate,
+        steps=steps,
+        repeats=repeats,
+        dtype=dtype,
+        batch_size=batch_size,
+    )[0]
+
+
+def loop_seconds_and_cost(problem, make_optimizer, learning_rate, *, steps, repeats, dtype, batch_size=None):
+    """(``python_loop_seconds``, ``step_cost``) of one jitted step, compiled once for both."""
     step, (params, opt_state, X, y) = jitted_step(problem, make_optimizer, learning_rate, dtype, batch_size)
+    compiled = step.lower(params, opt_state, X, y).compile()
 
     def loop():
         p, s = params, opt_state
         for _ in range(steps):
-            p, s = step(p, s, X, y)
+            p, s = compiled(p, s, X, y)
         jax.block_until_ready(p)
 
-    return wall_times(loop, repeats)
+    return wall_times(loop, repeats), _cost(compiled)
 
 
 class StepCost(NamedTuple):
@@ -155,7 +170,11 @@ def step_cost(problem, make_optimizer, dtype, batch_size=None) -> StepCost:
     ``batch_size``: examples a step sees (None: all), as in the sweep measured.
     """
     step, arguments = jitted_step(problem, make_optimizer, 1e-3, dtype, batch_size)
-    analysis = step.lower(*arguments).compile().cost_analysis()
+    return _cost(step.lower(*arguments).compile())
+
+
+def _cost(compiled) -> StepCost:
+    analysis = compiled.cost_analysis()
     if isinstance(analysis, list):  # older JAX returned one dict per computation
         analysis = analysis[0]
     return StepCost(float(analysis["flops"]), float(analysis.get("transcendentals", 0.0)))

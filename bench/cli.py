@@ -27,6 +27,7 @@ from bench.devices import device_tag
 from bench.suites import KNOWN_PROBLEMS, PROBLEMS, SUITE_OPTIMIZERS, build_suite
 from bench.tables import (
     MACHINE_TABLES,
+    NETWORK_TABLES,
     OPTIONAL_RUN_TABLES,
     RUN_TABLES,
     SCHEMA_VERSION,
@@ -177,6 +178,12 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent folder (default results/)")
     parser.add_argument(
         "--quick", action="store_true", help="small profile for CI, every problem and optimizer"
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="the default suite with the networks' GPU-sized grid (64 rates x 10 seeds x 230 epochs, "
+        "the CNN too): hours on a CPU; networks-summary.csv of a default run estimates how many",
     )
     parser.add_argument(
         "--fresh",
@@ -348,7 +355,9 @@ def run(argv: list[str]) -> int:
     custom = any(value is not None for value in (args.lrs, args.seeds, args.steps)) or (
         list(problems) != list(PROBLEMS) or args.optimizers != list(SUITE_OPTIMIZERS)
     )
-    profile = "custom" if custom else "quick" if args.quick else "default"
+    if args.quick and args.full:
+        raise UsageError("give --quick or --full, not both")
+    profile = "custom" if custom else "quick" if args.quick else "full" if args.full else "default"
     tag = device_tag(device)
     folder = args.out / (tag if profile == "default" else f"{tag}-{profile}")
     if writes:
@@ -368,11 +377,14 @@ def run(argv: list[str]) -> int:
     repeats = args.repeats or (1 if args.quick else 3)
 
     import jax
+    import pandas as pd
 
+    from bench.baselines import FloorRates
     from bench.cache import RunCache
     from bench.conditioning import conditioning_table
     from bench.lessons import run_lessons
-    from bench.report import lesson_plots, plots, report_markdown, summary_markdown
+    from bench.networks import NETWORK_REPEATS, run_networks
+    from bench.report import lesson_plots, network_plots, plots, report_markdown, summary_markdown
     from bench.runner import run_suite
 
     # One process keeps what it finishes; several would have to agree on what to skip, so they do not.
@@ -396,17 +408,41 @@ def run(argv: list[str]) -> int:
                 lambda: conditioning_table(profile, dtype=args.dtype, devices=devices),
             )
             tables = tables._replace(conditioning=conditioning)
+            networks = cache.get(
+                {
+                    "piece": "networks",
+                    "profile": profile,
+                    "dtype": args.dtype,
+                    "devices": [str(d) for d in devices],
+                },
+                lambda: run_networks(
+                    profile,
+                    dtype=args.dtype,
+                    repeats=NETWORK_REPEATS,
+                    rates=FloorRates(tables.flop_rate, tables.exp_rate),
+                    devices=devices,
+                ),
+            )
+            tables = tables._replace(
+                timing=pd.concat([tables.timing, networks.timing], ignore_index=True), networks=networks
+            )
     meta = _metadata(argv, device, tag, profile, args.dtype, cells, tables, repeats)
     if not writes:
         print(f"process {args.process_id}: done; process 0 writes {folder}/")
         return 0
     images = {**plots(tables), **lesson_plots(lessons)}
+    if tables.networks is not None:
+        images.update(network_plots(tables.networks))
     files = {
         name: table_csv(name, getattr(tables, name.removesuffix(".csv"))).encode() for name in RUN_TABLES
     }
     for name in OPTIONAL_RUN_TABLES:
         frame = getattr(tables, name.removesuffix(".csv"))
         if frame is not None:
+            files[name] = table_csv(name, frame).encode()
+    if tables.networks is not None:
+        frames = (tables.networks.convergence, tables.networks.summary, tables.networks.curves)
+        for name, frame in zip(NETWORK_TABLES, frames, strict=True):
             files[name] = table_csv(name, frame).encode()
     files["summary.md"] = summary_markdown(tables, meta, sorted(images)).encode()
     files["report.md"] = report_markdown(tables, meta, sorted(images)).encode()

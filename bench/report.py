@@ -182,7 +182,10 @@ def report_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) -> 
                 "",
             ]
         parts += ["**Speed**", "", _speed_table(_rows_of(tables.timing, problem)), ""]
-    parts += [TUNED_NOTE, ""]
+    parts += networks_section(tables.networks)
+    networks_drawn = [name for name in sorted(figures) if name.startswith("accuracy-")]
+    parts += [f'<img src="{name}" width="420" alt="{name}">' for name in networks_drawn]
+    parts += ["", TUNED_NOTE, ""]
     return "\n".join(parts)
 
 
@@ -521,3 +524,110 @@ def _conditioning_section(conditioning: pd.DataFrame | None) -> list[str]:
         _markdown_table(["condition number", *steps.columns], rows),
         "",
     ]
+
+
+def network_plots(networks) -> dict[str, bytes]:
+    """accuracy-<problem>.png (test accuracy against epoch at each optimizer's best rate, fresh seeds)
+    and accuracy-lr-<problem>.png (final validation and test accuracy against learning rate, tuning)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = {}
+    for problem, curves in networks.curves.groupby("problem"):
+        figure, axes = plt.subplots(figsize=(6.4, 4.2))
+        for optimizer, curve in curves.groupby("optimizer"):
+            rate = curve["learning_rate"].iloc[0]
+            axes.plot(
+                curve["epoch"], curve["test_accuracy_mean"], marker=".", label=f"{optimizer} (lr {rate:.3g})"
+            )
+            axes.fill_between(
+                curve["epoch"], curve["test_accuracy_min"], curve["test_accuracy_max"], alpha=0.2
+            )
+        target = networks.summary.loc[networks.summary["problem"] == problem, "target_test_accuracy"].iloc[0]
+        axes.axhline(target, color="grey", linestyle=":", label=f"target {target:.0%}")
+        images[f"accuracy-{problem}.png"] = _finish(
+            figure,
+            "epoch (passes over the training set)",
+            "test accuracy (mean over fresh seeds; band: min-max)",
+            f"{problem}: test accuracy at each optimizer's best rate",
+            scales=("linear", "linear"),
+        )
+    for problem, runs in networks.convergence.groupby("problem"):
+        figure, axes = plt.subplots(figsize=(6.4, 4.2))
+        for optimizer, grid in runs.groupby("optimizer"):
+            by_rate = grid.groupby("learning_rate")
+            line = axes.plot(
+                by_rate["validation_accuracy"].mean(), marker=".", label=f"{optimizer} validation"
+            )[0]
+            axes.plot(by_rate["test_accuracy"].mean(), linestyle="--", color=line.get_color(), label="test")
+        images[f"accuracy-lr-{problem}.png"] = _finish(
+            figure,
+            "learning rate",
+            "final accuracy (mean over tuning seeds)",
+            f"{problem}: accuracy against learning rate (solid: validation, dashed: test)",
+            scales=("log", "linear"),
+        )
+    return images
+
+
+NETWORKS_HEADER = [
+    "problem",
+    "optimizer",
+    "batch",
+    "epochs",
+    "best lr (validation)",
+    "test accuracy, fresh seeds",
+    "95% interval",
+    "seeds at target",
+    "steps to target (median)",
+    "epochs",
+    "seconds",
+    "us / run-step",
+]
+
+
+def networks_table(summary: pd.DataFrame) -> str:
+    """The networks' results as a Markdown table (report.md, and the README's from the committed CSV)."""
+    rows = []
+    for row in summary.sort_values(["problem", "optimizer"]).itertuples():
+        rows.append(
+            [
+                row.problem,
+                row.optimizer,
+                str(row.batch_size or "all"),
+                _fmt(row.epochs),
+                _fmt(row.best_learning_rate) + (" (edge)" if row.best_on_edge else ""),
+                _mean_std(row.test_accuracy_mean, row.test_accuracy_std),
+                f"[{_fmt(row.test_accuracy_ci_low)}, {_fmt(row.test_accuracy_ci_high)}]",
+                f"{row.reached_fraction:.0%} of {row.n_fresh_seeds} (target {row.target_test_accuracy:.0%})",
+                _fmt(row.steps_to_target_median),
+                _fmt(row.epochs_to_target_median),
+                _fmt(row.seconds_to_target_median),
+                _fmt(row.ns_per_run_step / 1e3),
+            ]
+        )
+    return _markdown_table(NETWORKS_HEADER, rows)
+
+
+NETWORKS_NOTE = (
+    "Each optimizer's rate is chosen on the validation split ({points} rates x {seeds} tuning seeds), "
+    "then rerun on {fresh} fresh seeds: test accuracy after the last step (mean ± standard deviation, "
+    "95% Student-t interval of the mean). Every optimizer sees the same epochs; gd steps on the whole "
+    "training set. Steps to target: the median over the fresh seeds of the first logged step from which "
+    "the test accuracy stays at or above the target (a seed that never got there counts as never: inf), "
+    "at the logging interval's resolution (10 logged points a run); seconds = those steps x the sweep's "
+    "time per run-step (logging included). An (edge) best rate may lie outside the grid."
+)
+
+
+def networks_section(networks) -> list[str]:
+    """report.md's networks section: how the numbers were made, then the table."""
+    if networks is None:
+        return []
+    first = networks.summary.iloc[0]
+    note = NETWORKS_NOTE.format(
+        points=int(first.tuning_points), seeds=int(first.tuning_seeds), fresh=int(first.n_fresh_seeds)
+    )
+    return ["## Networks: MNIST-1D and digits", "", note, "", networks_table(networks.summary), ""]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -15,7 +15,7 @@ from bench.cache import RunCache, problem_fingerprint
 from bench.metrics import convergence_frame, mean_curve, summarize
 from bench.suites import STOP_TOLERANCE, Cell, resolve_problem
 from bench.timing import per_lr_step_ns, time_sweep, wall_times
-from bench.tuned import tuned_table
+from bench.tuned import FRESH_SEEDS, tuned_table
 from gdjax.optimizers import resolve_optimizer
 
 TEXTBOOK_TIMED_STEPS = 2_000
@@ -37,9 +37,11 @@ class SuiteTables(NamedTuple):
     conditioning: pd.DataFrame | None = None
     # each optimizer's best rate rerun on fresh seeds (bench.tuned)
     tuned: pd.DataFrame | None = None
+    # the classifiers on MNIST-1D and digits (bench.networks): None in a custom run
+    networks: Any = None
 
 
-def _timing_row(
+def timing_row(
     cell_problem, optimizer, implementation, n_runs, steps, run_s, compile_s, cost, rates, textbook_ns
 ):
     ns, fastest, slowest = per_lr_step_ns(run_s, n_runs, steps)
@@ -105,7 +107,7 @@ def _run_cells(cells, problems, cache, *, dtype, repeats, devices, progress) -> 
         for name, problem in problems.items()
     }
     textbook_ns = {}
-    timing, convergence, curves, summary = [], [], [], []
+    timing, convergence, curves, summary, reruns = [], [], [], [], {}
     for cell in cells:
         problem = problems[cell.problem]
         n_runs = len(cell.learning_rates) * len(cell.seeds)
@@ -124,6 +126,7 @@ def _run_cells(cells, problems, cache, *, dtype, repeats, devices, progress) -> 
         timing.extend(done["timing"])
         convergence.append(done["convergence"])
         summary.append(done["summary"])
+        reruns[cell.problem, cell.optimizer] = done.get("rerun")  # None from a piece cached before reruns
         curves.append(done["curve"])
         bar.update()
     bar.close()
@@ -143,7 +146,7 @@ def _run_cells(cells, problems, cache, *, dtype, repeats, devices, progress) -> 
             )
             if "linear_regression" in problems
             else None,
-            tuned_table(summary, convergence, cells, problems, dtype=dtype, devices=devices),
+            tuned_table(summary, convergence, cells, problems, dtype=dtype, devices=devices, reruns=reruns),
         ),
     )
     return SuiteTables(
@@ -170,7 +173,7 @@ def _textbook_timing(problem, dtype, repeats, rates) -> dict:
     textbook_s = wall_times(lambda: baselines.run_textbook_loop(problem, TEXTBOOK_TIMED_STEPS), repeats)
     ns = float(np.median(textbook_s)) / TEXTBOOK_TIMED_STEPS * 1e9
     gd_cost = baselines.step_cost(problem, gdjax.OPTIMIZERS["gd"], dtype)
-    row = _timing_row(
+    row = timing_row(
         problem.name,
         "gd",
         "textbook numpy loop",
@@ -201,9 +204,8 @@ def _run_cell(cell, problem, dtype, repeats, devices, rates, textbook_ns) -> dic
     )
     sweep_timing, result = time_sweep(program, repeats)
     _, make_optimizer = resolve_optimizer(cell.optimizer)
-    # the work of the step the sweep takes: a minibatch's for sgd
-    cost = baselines.step_cost(problem, make_optimizer, dtype, program.batch_size)
-    loop_s = baselines.python_loop_seconds(
+    # the work of the step the sweep takes (a minibatch's for sgd), and a Python loop of it
+    loop_s, cost = baselines.loop_seconds_and_cost(
         problem,
         make_optimizer,
         float(cell.learning_rates[0]),
@@ -213,7 +215,7 @@ def _run_cell(cell, problem, dtype, repeats, devices, rates, textbook_ns) -> dic
         batch_size=program.batch_size,
     )
     timing = [
-        _timing_row(
+        timing_row(
             cell.problem,
             cell.optimizer,
             "gdjax.sweep",
@@ -225,7 +227,7 @@ def _run_cell(cell, problem, dtype, repeats, devices, rates, textbook_ns) -> dic
             rates,
             textbook_ns,
         ),
-        _timing_row(
+        timing_row(
             cell.problem,
             cell.optimizer,
             "python loop of jitted step",
@@ -241,4 +243,13 @@ def _run_cell(cell, problem, dtype, repeats, devices, rates, textbook_ns) -> dic
     cell_convergence = convergence_frame(result, problem)
     row = summarize(cell_convergence, problem)
     curve = mean_curve(result, row["best_learning_rate"])
-    return {"timing": timing, "convergence": cell_convergence, "summary": row, "curve": curve}
+    # the best rate on the fresh seeds, by this grid's compiled program (no second compile)
+    rerun = program.rerun([row["best_learning_rate"]], FRESH_SEEDS)
+    rerun = rerun.result(rerun.execute(sweep_timing.compiled))
+    return {
+        "timing": timing,
+        "convergence": cell_convergence,
+        "summary": row,
+        "curve": curve,
+        "rerun": rerun,
+    }

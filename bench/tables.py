@@ -120,6 +120,70 @@ SCHEMA["conditioning.csv"] = {
     "steps_to_target": "first step whose loss was at most 1e-10 of the starting loss; -1 if none",
     "steps": "steps per run",
 }
+_NETWORK_RUN = {
+    "problem": "network problem: mnist1d_<model> or digits_<model> (gdjax.mnist1d, gdjax.digits)",
+    "optimizer": "optimizer name",
+    "dtype": "float32 or float64",
+    "steps": "updates per run",
+    "log_every": "steps between logged points (the resolution of every step count)",
+    "batch_size": "examples a step; 0 means the whole training set (gd)",
+}
+SCHEMA["networks.csv"] = {
+    **_NETWORK_RUN,
+    "seed": "tuning seed (the start and the minibatch order)",
+    "learning_rate": "learning rate of the grid",
+    "final_loss": "mean cross-entropy on all training examples after the last step",
+    "best_loss": "lowest of it at the start, the logged points and the end",
+    "diverged_at": "first step the run was seen non-finite; -1 if never",
+    "test_accuracy": "fraction of test examples classified right after the last step",
+    "test_loss": "mean cross-entropy on the test set after the last step",
+    "validation_accuracy": "the same on the validation split (what chooses the best rate)",
+    "validation_loss": "mean cross-entropy on the validation split",
+}
+SCHEMA["networks-summary.csv"] = {
+    **{k: v for k, v in _NETWORK_RUN.items() if k != "dtype"},
+    "epochs": "passes over the training set a run makes (the same for every optimizer)",
+    "tuning_points": "learning rates in the tuning grid",
+    "tuning_seeds": "seeds per tuning point (the tuning budget is points x seeds runs)",
+    "best_learning_rate": "the rate with the highest mean validation accuracy (never the test set)",
+    "best_on_edge": "True when it is the grid's lowest or highest rate: the grid may be too narrow",
+    "validation_accuracy_at_best": "its mean validation accuracy over the tuning seeds",
+    "n_fresh_seeds": "fresh seeds (1000, 1001, ...) the best rate was rerun on",
+    "test_accuracy_mean": "mean test accuracy after the last step over the fresh seeds",
+    "test_accuracy_std": "its standard deviation (ddof 1)",
+    "test_accuracy_ci_low": "95% Student-t interval of the mean, low end",
+    "test_accuracy_ci_high": "high end",
+    "test_loss_mean": "mean test cross-entropy over the fresh seeds",
+    "target_test_accuracy": "the problem's stated target (bench.networks.TARGET_TEST_ACCURACY)",
+    "reached_fraction": "fraction of fresh seeds at or above the target from a logged point to the end",
+    "steps_to_target_median": "median over fresh seeds of the start of that final stay (a seed that "
+    "never reached it counts as never: inf when half or more did not); logging-interval resolution",
+    "first_at_target_median": "median of the first logged step at or above the target",
+    "epochs_to_target_median": "steps_to_target_median in passes over the training set",
+    "examples_to_target_median": "steps_to_target_median x examples a step",
+    "gradient_evaluations_to_target_median": "steps_to_target_median (one batch gradient a step)",
+    "ns_per_run_step": "wall time / (runs x steps) of the cell's program, median of its timed runs (the "
+    "tuning grid once after a warm-up, and the fresh seeds), logging included",
+    "ns_per_run_step_min": "fastest repeat",
+    "ns_per_run_step_max": "slowest repeat",
+    "seconds_to_target_median": "steps_to_target_median x ns_per_run_step (a grid's runs advance "
+    "together: no run has a wall time of its own)",
+    "compile_s": "the tuning sweep's compile time (the fresh seeds reuse its program)",
+    "full_profile_hours_here": "hours the --full profile's cell (64 rates x 10 seeds x 230 epochs, run 3 "
+    "times: warm-up, timed, fresh seeds) would run on this device at ns_per_run_step, compile aside",
+}
+SCHEMA["networks-curves.csv"] = {
+    "problem": "network problem",
+    "optimizer": "optimizer name",
+    "learning_rate": "the best rate (networks-summary.csv)",
+    "step": "steps done at the logged point",
+    "epoch": "passes over the training set done",
+    "test_accuracy_mean": "mean test accuracy over the fresh seeds",
+    "test_accuracy_min": "lowest over the fresh seeds",
+    "test_accuracy_max": "highest",
+}
+# The networks' tables, written by the default, quick and full profiles.
+NETWORK_TABLES = ("networks.csv", "networks-summary.csv", "networks-curves.csv")
 # Written beside them when they could be made: sklearn.csv with scikit-learn
 # installed and the regression run; conditioning.csv in the default and quick profiles.
 OPTIONAL_RUN_TABLES = ("sklearn.csv", "conditioning.csv")
@@ -165,6 +229,9 @@ SORT_KEYS = {
     "curves.csv": ["problem", "optimizer", "step"],
     "summary.csv": ["problem", "optimizer"],
     "tuned.csv": ["problem", "optimizer"],
+    "networks.csv": ["problem", "optimizer", "learning_rate", "seed"],
+    "networks-summary.csv": ["problem", "optimizer"],
+    "networks-curves.csv": ["problem", "optimizer", "step"],
     "devices.csv": ["machine", "problem", "optimizer", "device", "device_count"],
     "scaling.csv": [
         "machine",
@@ -193,9 +260,12 @@ INTEGER_COLUMNS = {
     "n_examples",
     "n_features",
     "runs",
+    "tuning_points",
+    "tuning_seeds",
+    "n_fresh_seeds",
 }
 TEXT_COLUMNS = {"problem", "optimizer", "implementation", "dtype", "machine", "device", "series"}
-BOOL_COLUMNS = {"settled"}
+BOOL_COLUMNS = {"settled", "best_on_edge"}
 TIMING_DIGITS, VALUE_DIGITS = 4, 7
 
 
@@ -408,7 +478,7 @@ def check(new_dir: Path, reference_dir: Path) -> list[str]:
     for name in RUN_TABLES:
         read_table(Path(new_dir) / name)
         read_table(Path(reference_dir) / name)
-    for name in OPTIONAL_RUN_TABLES:
+    for name in (*OPTIONAL_RUN_TABLES, *NETWORK_TABLES):
         if (Path(new_dir) / name).exists():
             read_table(Path(new_dir) / name)
     return compare_convergence(

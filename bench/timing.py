@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -13,10 +13,11 @@ from gdjax.runs_last import fast_path_agrees
 
 
 class SweepTiming(NamedTuple):
-    """Seconds spent compiling a sweep and running it (each repeat)."""
+    """Seconds spent compiling a sweep and running it (each repeat), and the compiled program."""
 
     compile_s: float
     run_s: tuple[float, ...]
+    compiled: Any = None  # what ran: a sweep of the same shape can run it (SweepProgram.execute)
 
     @property
     def median_s(self) -> float:
@@ -51,7 +52,11 @@ def time_sweep(program: gdjax.SweepProgram, repeats: int) -> tuple[SweepTiming, 
     start = time.perf_counter()
     compiled = program.compile()
     compile_s = time.perf_counter() - start
-    outputs = jax.block_until_ready(program.execute(compiled))
+    outputs = jax.block_until_ready(program.execute(compiled))  # the warm-up run
     result = program.result(outputs)
-    run_s = wall_times(lambda: jax.block_until_ready(program.execute(compiled)), repeats)
-    return SweepTiming(compile_s, tuple(run_s)), result
+    run_s = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(program.execute(compiled))
+        run_s.append(time.perf_counter() - start)
+    return SweepTiming(compile_s, tuple(run_s), compiled), result

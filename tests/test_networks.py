@@ -451,6 +451,7 @@ def test_mnist1d_data_is_deterministic_and_keeps_global_random_states():
     random.seed(5678)
     np.random.random(3)  # noqa: NPY002 (a state partway through a stream)
     numpy_state, python_state = np.random.get_state(), random.getstate()  # noqa: NPY002
+    networks._generated_mnist1d.cache_clear()  # generate it again, not the process's copy
     second = networks.mnist1d_data()
     after = np.random.get_state()  # noqa: NPY002
     assert after[0] == numpy_state[0]
@@ -465,6 +466,8 @@ def test_mnist1d_data_is_deterministic_and_keeps_global_random_states():
     for name in first:
         np.testing.assert_array_equal(second[name], first[name])
         assert second[name].dtype == first[name].dtype
+    second["X"][0, 0] = np.nan  # a copy: the process's arrays are not changed through it
+    assert np.isfinite(networks.mnist1d_data()["X"][0, 0])
 
 
 def test_mnist1d_problem_builds_without_network(monkeypatch):
@@ -486,6 +489,7 @@ def test_mnist1d_problem_builds_without_network(monkeypatch):
     monkeypatch.setattr(mnist1d.data, "get_dataset", refuse)
     with pytest.raises(NetworkUsedError):  # the patch is in force
         socket.create_connection(("localhost", 80))
+    networks._generated_mnist1d.cache_clear()  # generated here, with the sockets refused
     prob = gdjax.mnist1d("mlp")
     monkeypatch.undo()
     X_val, y_val = prob.held_out["X_validation"], prob.held_out["y_validation"]
@@ -653,3 +657,96 @@ def test_digits_refuses_cnn():
     """digits has 8x8 images, not signals: model "cnn" is refused, naming the argument."""
     with pytest.raises(ValueError, match=r"model must be 'linear' or 'mlp' for digits; got 'cnn'"):
         gdjax.digits("cnn")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_network_run_has_the_same_bits_alone_and_in_a_grid(dtype):
+    """Batched runs-first (jax.vmap) like every model of 256+ parameters: a run alone equals, bit for bit,
+    the same run at a random place in a grid of 7 rates and 2 seeds (losses, metrics, parameters)."""
+    problem = _small_problem("mlp")
+    rates = np.geomspace(1e-3, 1e-1, 7)
+    at = int(np.random.default_rng(7).integers(len(rates)))
+    settings = dict(steps=24, log_every=6, batch_size=16, dtype=dtype)
+    grid = gdjax.prepare_sweep(problem, "adam", rates, seeds=[3, 0], **settings)
+    assert grid.runs_first
+    whole = grid.run()
+    alone = gdjax.sweep(problem, "adam", [rates[at]], seeds=[0], **settings)
+    np.testing.assert_array_equal(alone.final_loss[0], whole.final_loss[1, at : at + 1])
+    np.testing.assert_array_equal(alone.loss_curve[0], whole.loss_curve[1, at : at + 1])
+    for name, curve in alone.metric_curves.items():
+        np.testing.assert_array_equal(curve[0], whole.metric_curves[name][1, at : at + 1])
+    for leaf, grid_leaf in zip(jax.tree.leaves(alone.params), jax.tree.leaves(whole.params), strict=True):
+        np.testing.assert_array_equal(leaf[0], grid_leaf[1, at : at + 1])
+
+
+# --- the harness's protocol (bench.networks) ---------------------------------------------------------
+
+
+def test_final_stay_is_the_start_of_the_last_stay_at_target_not_the_first_touch():
+    """An oscillating run that touches the target once and falls back is not at target."""
+    from bench.networks import final_stay
+
+    curves = np.array(
+        [
+            [0.2, 0.6, 0.4, 0.7, 0.8],  # touches at 20, falls back, stays from 40
+            [0.2, 0.6, 0.7, 0.8, 0.4],  # at target from 20 to 40, below at the end: never reached
+            [0.6, 0.6, 0.6, 0.6, 0.6],  # there from the first logged point
+        ]
+    )
+    stay, first = final_stay(curves, 0.5, log_every=10)
+    np.testing.assert_array_equal(stay, [40, -1, 10])
+    np.testing.assert_array_equal(first, [20, 20, 10])
+
+
+def test_best_rate_is_chosen_on_validation_and_flagged_on_the_grid_edge():
+    """The best rate maximises mean validation accuracy (ties: lower validation loss), never test accuracy."""
+    from bench.networks import best_rate
+
+    def result(validation_accuracy, validation_loss, test_accuracy):
+        return gdjax.SweepResult(
+            "p", "adam", np.array([1e-3, 1e-2, 1e-1]), np.array([0, 1]), 10, 10, "float32", None,
+            *(np.zeros((2, 3)),) * 3, np.zeros((2, 3, 1)), {},
+            final_metrics={
+                "validation_accuracy": np.array([validation_accuracy] * 2),
+                "validation_loss": np.array([validation_loss] * 2),
+                "test_accuracy": np.array([test_accuracy] * 2),
+            },
+        )  # fmt: skip
+
+    assert best_rate(result([0.5, 0.7, 0.6], [1, 1, 1], [0.9, 0.1, 0.1])) == (1, False)
+    assert best_rate(result([0.5, 0.6, 0.7], [1, 1, 1], [0.1, 0.1, 0.1])) == (2, True)
+    assert best_rate(result([0.7, 0.7, np.nan], [0.5, 0.4, np.nan], [0.1, 0.1, 0.1])) == (1, False)
+
+
+def test_every_optimizer_of_a_cell_gets_the_same_epochs():
+    """gd steps on the whole training set: its steps are epochs; minibatch steps are n // 100 an epoch."""
+    from bench.networks import EPOCHS, network_cells
+
+    problem = gdjax.digits("linear")
+    cells = network_cells("quick", {"digits_linear": problem})
+    steps = {cell.optimizer: cell.steps for cell in cells}
+    assert steps["gd"] == EPOCHS["quick"]
+    assert steps["adam"] == steps["sgd"] == EPOCHS["quick"] * (problem.n_examples // 100)
+    assert all(len(c.learning_rates) * len(c.tuning_seeds) == len(c.fresh_seeds) for c in cells)
+
+
+def test_the_memory_plan_counts_the_held_out_data_and_a_chunked_grid_gives_the_same_results():
+    """The data on a device is X, y and every held-out split; a grid too large for memory is chunked."""
+    from gdjax import planning
+    from gdjax.placement import RUNS_ALIGN
+
+    problem = _small_problem("mlp")
+    settings = dict(steps=12, log_every=4, batch_size=16, dtype="float32", seeds=[0, 1])
+    rates = np.geomspace(1e-3, 1e-1, 24)
+    whole = gdjax.prepare_sweep(problem, "adam", rates, **settings)
+    arrays = [problem.X, *problem.held_out.values()]
+    expected = sum(a.size * 4 for a in arrays) + problem.y.size * 4  # float32 features, int32 labels
+    assert planning.data_bytes(whole) == expected
+    need = whole.bytes_per_run() * RUNS_ALIGN + planning.data_bytes(whole)  # one tile of runs at a time
+    one_device = jax.devices()[:1]
+    chunked = gdjax.prepare_sweep(problem, "adam", rates, memory_limit=need, devices=one_device, **settings)
+    assert chunked.n_chunks > 1
+    one, many = whole.run(), chunked.run()
+    np.testing.assert_array_equal(one.final_loss, many.final_loss)
+    for name, curve in one.metric_curves.items():
+        np.testing.assert_array_equal(curve, many.metric_curves[name])

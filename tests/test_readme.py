@@ -12,3 +12,12 @@ def test_readme_documents_every_column_as_the_schema_does():
         assert f"**`{name}`**" in README
         for column, meaning in columns.items():
             assert f"| `{column}` | {meaning} |" in README, (name, column)
+
+
+def test_readme_networks_table_is_the_committed_one():
+    """The README's networks table is generated from results/cpu/networks-summary.csv, never typed."""
+    from bench.report import networks_table
+    from bench.tables import read_table
+
+    summary = read_table(Path(__file__).parents[1] / "results" / "cpu" / "networks-summary.csv")
+    assert networks_table(summary) in README
