@@ -405,7 +405,10 @@ def run(argv: list[str]) -> int:
                     "dtype": args.dtype,
                     "devices": list(map(str, devices)),
                 },
-                lambda: conditioning_table(profile, dtype=args.dtype, devices=devices),
+                # the full profile's textbook part is the default one
+                lambda: conditioning_table(
+                    "quick" if profile == "quick" else "default", dtype=args.dtype, devices=devices
+                ),
             )
             tables = tables._replace(conditioning=conditioning)
             networks = cache.get(

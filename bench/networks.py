@@ -17,14 +17,16 @@ The protocol, per (problem, optimizer):
 sgd, momentum and adam step on minibatches of BATCH_SIZE examples, drawn by
 epochs (each epoch a fresh permutation from the seed's key; the
 ``n % BATCH_SIZE`` examples left over are skipped that epoch, others the
-next); gd steps on the whole training set. Every optimizer gets the same
-number of epochs, so the same examples seen; a gd step is an epoch.
+next); gd steps on the whole training set, a step an epoch. Every optimizer
+gets the same number of epochs (minibatch epochs skip the ``n % BATCH_SIZE``
+left over, so they see slightly fewer examples: 1,100 of digits' 1,149).
 
 Reached the target: the test accuracy is at or above the target at a logged
 point and at every logged point after it, to the end; the step reported is
 the start of that final stay (``steps_to_target``), beside the first logged
 step at or above it (``first_at_target``). Both have the resolution of the
-logging interval, LOG_POINTS per run. The runs of a grid advance together,
+logging interval (``log_every``, chosen to divide the steps so the last
+logged point is the end). The runs of a grid advance together,
 so no run has a wall time of its own: ``seconds_to_target`` is steps to
 target times the cell's measured time per run-step.
 """
@@ -138,10 +140,15 @@ def network_cells(profile: str, problems: dict[str, gdjax.Problem]) -> list[Netw
                     FRESH_SEEDS[profile],
                     steps,
                     None if full_batch else BATCH_SIZE,
-                    max(1, steps // LOG_POINTS),
+                    _log_every(steps),
                 )
             )
     return cells
+
+
+def _log_every(steps: int) -> int:
+    """The largest divisor of ``steps`` giving at least LOG_POINTS logged points (the last at the end)."""
+    return max(d for d in range(1, max(1, steps // LOG_POINTS) + 1) if steps % d == 0)
 
 
 def full_profile_run_steps(cell: NetworkCell, problem: gdjax.Problem) -> int:
@@ -203,6 +210,7 @@ def run_cell(cell: NetworkCell, problem: gdjax.Problem, *, dtype: str, repeats: 
     # the fresh seeds fill the tuning sweep's shape and run on its compiled program: the same work,
     # so their execution is timed as one more repeat
     fresh = tuning.rerun([rate], cell.fresh_seeds)
+    fresh.put()  # its arguments on the devices before the clock starts, as the repeats' were
     start = time.perf_counter()
     outputs = jax.block_until_ready(fresh.execute(timing.compiled))
     run_s = (*timing.run_s, time.perf_counter() - start)
@@ -241,7 +249,7 @@ def run_cell(cell: NetworkCell, problem: gdjax.Problem, *, dtype: str, repeats: 
         "first_at_target_median": float(np.median(np.where(first >= 0, first, np.inf))),
         "epochs_to_target_median": median_steps * examples_a_step / problem.n_examples,
         "examples_to_target_median": median_steps * examples_a_step,
-        "gradient_evaluations_to_target_median": median_steps,  # one (batch) gradient a step
+        "gradient_evaluations_to_target_median": median_steps,  # a step: one gradient, of its batch
         "ns_per_run_step": ns,
         "ns_per_run_step_min": fastest,
         "ns_per_run_step_max": slowest,

@@ -614,11 +614,11 @@ def networks_table(summary: pd.DataFrame) -> str:
 NETWORKS_NOTE = (
     "Each optimizer's rate is chosen on the validation split ({points} rates x {seeds} tuning seeds), "
     "then rerun on {fresh} fresh seeds: test accuracy after the last step (mean ± standard deviation, "
-    "95% Student-t interval of the mean). Every optimizer sees the same epochs; gd steps on the whole "
+    "95% Student-t interval of the mean). Every optimizer runs the same epochs; gd steps on the whole "
     "training set. Steps to target: the median over the fresh seeds of the first logged step from which "
     "the test accuracy stays at or above the target (a seed that never got there counts as never: inf), "
-    "at the logging interval's resolution (10 logged points a run); seconds = those steps x the sweep's "
-    "time per run-step (logging included). An (edge) best rate may lie outside the grid."
+    "at the logging interval's resolution (log_every in networks-summary.csv); seconds = those steps x "
+    "the sweep's time per run-step (logging included). An (edge) best rate may lie outside the grid."
 )
 
 

@@ -135,14 +135,16 @@ SCHEMA["networks.csv"] = {
     "final_loss": "mean cross-entropy on all training examples after the last step",
     "best_loss": "lowest of it at the start, the logged points and the end",
     "diverged_at": "first step the run was seen non-finite; -1 if never",
-    "test_accuracy": "fraction of test examples classified right after the last step",
+    "test_accuracy": "fraction of test examples classified right after the last step (NaN for a run "
+    "whose logits are not finite: diverged)",
     "test_loss": "mean cross-entropy on the test set after the last step",
     "validation_accuracy": "the same on the validation split (what chooses the best rate)",
     "validation_loss": "mean cross-entropy on the validation split",
 }
 SCHEMA["networks-summary.csv"] = {
     **{k: v for k, v in _NETWORK_RUN.items() if k != "dtype"},
-    "epochs": "passes over the training set a run makes (the same for every optimizer)",
+    "epochs": "passes over the training set a run makes (steps x examples a step / training examples; "
+    "the same epoch count for every optimizer, minibatch epochs skipping the n % 100 left over)",
     "tuning_points": "learning rates in the tuning grid",
     "tuning_seeds": "seeds per tuning point (the tuning budget is points x seeds runs)",
     "best_learning_rate": "the rate with the highest mean validation accuracy (never the test set)",
@@ -161,7 +163,8 @@ SCHEMA["networks-summary.csv"] = {
     "first_at_target_median": "median of the first logged step at or above the target",
     "epochs_to_target_median": "steps_to_target_median in passes over the training set",
     "examples_to_target_median": "steps_to_target_median x examples a step",
-    "gradient_evaluations_to_target_median": "steps_to_target_median (one batch gradient a step)",
+    "gradient_evaluations_to_target_median": "steps_to_target_median: one gradient a step, of its batch "
+    "(gd: of the whole training set; examples_to_target_median compares the work)",
     "ns_per_run_step": "wall time / (runs x steps) of the cell's program, median of its timed runs (the "
     "tuning grid once after a warm-up, and the fresh seeds), logging included",
     "ns_per_run_step_min": "fastest repeat",

@@ -79,14 +79,14 @@ def check_flag(name: str, value) -> bool:
     return bool(value)
 
 
-def check_labels(y) -> None:
+def check_labels(y, name: str = "problem.y") -> None:
     """Integer targets (class labels) reach the loss as int32: refuse any that int32 cannot hold."""
     y = np.asarray(y)
     if np.issubdtype(y.dtype, np.integer) and y.size:
         low, high = np.iinfo(np.int32).min, np.iinfo(np.int32).max
         if y.min() < low or y.max() > high:
             raise ValueError(
-                f"problem.y holds integers (class labels, passed as int32) outside [{low}, {high}]: "
+                f"{name} holds integers (class labels, passed as int32) outside [{low}, {high}]: "
                 f"{int(y.min())}..{int(y.max())}; give float targets for a regression"
             )
 

@@ -185,7 +185,8 @@ class SweepProgram:
         """(tiles per device, runs per tile) of one chunk (``tiles``); its runs are padded to whole tiles."""
         if self.padded_to is not None:
             return self.padded_to
-        return tiles(len(self.seeds) * self.chunk_size, self.mesh, np.dtype(self.dtype).itemsize)
+        itemsize = np.dtype(self.dtype).itemsize
+        return tiles(len(self.seeds) * self.chunk_size, self.mesh, itemsize, self.runs_first)
 
     def _data(self) -> tuple:
         """(X, y, held_out), floats as the sweep's dtype and integers (class labels) as int32."""
@@ -315,6 +316,11 @@ class SweepProgram:
         """Estimated device memory of one run (``planning.bytes_per_run``)."""
         return planning.bytes_per_run(self)
 
+    def put(self) -> None:
+        """Put every chunk's arguments on the devices now (``execute()`` does on first use)."""
+        with self._x64():
+            jax.block_until_ready(self._arguments)
+
     def rerun(self, learning_rates, seeds) -> SweepProgram:
         """This sweep on another grid of at most as many runs, padded to this one's shape.
 
@@ -391,6 +397,8 @@ def prepare_sweep(
     if batch_size is not None:
         batch_size = check_count("batch_size", batch_size, high=problem.n_examples)
     check_labels(problem.y)
+    for name, data in (problem.held_out or {}).items():
+        check_labels(data, f"problem.held_out[{name!r}]")
     init = stack_init(problem, seed_values, init_params)
     if devices is None:
         devices = default_devices(len(seed_values) * len(rates))

@@ -140,8 +140,12 @@ def cross_entropy(logits, labels):
 
 
 def accuracy(logits, labels):
-    """The fraction of examples whose largest logit (the first, on ties) is their label."""
-    return jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(logits.dtype))
+    """The fraction of examples whose largest logit (the first, on ties) is their label.
+
+    NaN where a logit is not finite (a diverged run): argmax would count it as class 0.
+    """
+    right = jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(logits.dtype))
+    return jnp.where(jnp.all(jnp.isfinite(logits)), right, jnp.nan)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -296,6 +300,8 @@ def _generated_mnist1d() -> dict[str, np.ndarray]:
 
 def mnist1d(model: str = "mlp") -> Problem:
     """MNIST-1D (``mnist1d_data``): 3,500 training examples, 500 for validation (seed 0), 1,000 test."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
     data = mnist1d_data()
     train, validation = _validation_rows(len(data["y"]), MNIST1D_VALIDATION)
     return classification(

@@ -209,7 +209,7 @@ SEVERAL_TILES_WORKING = 1.5
 
 
 def _device_bytes(program: SweepProgram, n_runs: int, data: int, held: int, working: int) -> int:
-    n_tiles, tile = tiles(n_runs, program.mesh, np.dtype(program.dtype).itemsize)
+    n_tiles, tile = tiles(n_runs, program.mesh, np.dtype(program.dtype).itemsize, program.runs_first)
     if n_tiles > 1:
         working = int(working * SEVERAL_TILES_WORKING)
     return data + n_tiles * tile * held + tile * working
@@ -265,7 +265,9 @@ def learning_rates_per_chunk(program: SweepProgram, memory_limit: int | None) ->
     n_seeds = len(program.seeds)
 
     def runs_held(n_rates):  # per device, with the padding to whole tiles
-        n_tiles, tile = tiles(n_rates * n_seeds, program.mesh, np.dtype(program.dtype).itemsize)
+        n_tiles, tile = tiles(
+            n_rates * n_seeds, program.mesh, np.dtype(program.dtype).itemsize, program.runs_first
+        )
         return n_tiles * tile
 
     def need(n_rates):
