@@ -766,9 +766,11 @@ def test_the_memory_plan_counts_the_held_out_data_and_a_chunked_grid_gives_the_s
 
 
 @pytest.mark.xfail(
+    tuple(int(part) for part in jax.__version__.split(".")[:2]) >= (0, 10),
     strict=True,
-    reason="known: a runs-first grid run in one tile (XLA inlines the one-trip loop) rounds some held-out "
-    "metrics 1 ulp apart from the same runs in a grid of several tiles; losses and parameters agree",
+    reason="known on jax 0.10 and 0.12 (not 0.8): a runs-first grid run in one tile (XLA inlines the "
+    "one-trip loop) rounds some held-out metrics 1 ulp apart from the same runs in several tiles; losses "
+    "and parameters agree",
 )
 def test_held_out_metrics_are_the_same_whole_and_chunked():
     """The ideal the engine does not reach yet for networks: metric curves bit for bit, whole or chunked."""
