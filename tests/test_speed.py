@@ -93,3 +93,41 @@ def test_compile_time(benchmark, n_lrs, steps):
     """Ahead-of-time compile of the regression sweep: should not grow with the grid or the steps."""
     program = gdjax.prepare_sweep(gdjax.linear_regression(), "adam", np.geomspace(1e-4, 1, n_lrs), steps)
     benchmark.pedantic(program.compile, setup=jax.clear_caches, rounds=3, iterations=1)
+
+
+@pytest.mark.parametrize("n_runs", [64, 256])
+def test_network_sweep_speed(benchmark, n_runs, floor_rates):
+    """The MNIST-1D MLP (adam, batches of 100, float32), logging only at the end, against a Python loop
+    of the same jitted optax step (one run) and the floor: issue 16's speed question, per run-step."""
+    pytest.importorskip("mnist1d")
+    prob = gdjax.mnist1d("mlp")
+    steps = 350  # 10 epochs: the loss and metrics at the start and the end cost about 15% beside them
+    program = gdjax.prepare_sweep(
+        prob, "adam", np.geomspace(1e-4, 1e-2, n_runs), steps, batch_size=100, log_every=steps
+    )
+    start = time.perf_counter()
+    compiled = program.compile()
+    compile_s = time.perf_counter() - start
+    jax.block_until_ready(program.execute(compiled))  # warm-up
+
+    benchmark.pedantic(lambda: jax.block_until_ready(program.execute(compiled)), rounds=3, iterations=1)
+
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        per_run_step = n_runs * steps / 1e9
+        ns = benchmark.stats.stats.median / per_run_step
+        loop_s, cost = baselines.loop_seconds_and_cost(
+            prob, gdjax.OPTIMIZERS["adam"], 1e-3, steps=300, repeats=3, dtype="float32", batch_size=100
+        )
+        loop_ns = float(np.median(loop_s)) / 300 * 1e9
+        floor_ns, _ = baselines.floor_ns(cost, floor_rates)
+        benchmark.extra_info.update(
+            ns_per_run_step=round(ns),
+            ns_per_run_step_min=round(benchmark.stats.stats.min / per_run_step),
+            ns_per_run_step_max=round(benchmark.stats.stats.max / per_run_step),
+            python_loop_ns_per_step=round(loop_ns),
+            speedup_over_python_loop=round(loop_ns / ns, 2),
+            floor_ns_per_run_step=round(floor_ns),
+            ratio_to_floor=round(ns / floor_ns, 2),
+            compile_s=round(compile_s, 3),
+            devices=program.mesh.size,
+        )
