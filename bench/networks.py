@@ -42,10 +42,8 @@ import pandas as pd
 from scipy import stats
 
 import gdjax
-from bench import baselines
-from bench.runner import PYTHON_LOOP_TIMED_STEPS, timing_row
+from bench.runner import PYTHON_LOOP_TIMED_STEPS, sweep_and_loop_rows
 from bench.timing import per_lr_step_ns, time_sweep
-from gdjax.optimizers import resolve_optimizer
 
 BATCH_SIZE = 100
 NETWORKS = {
@@ -192,7 +190,8 @@ def _interval(values: np.ndarray) -> tuple[float, float, float, float]:
 def run_cell(cell: NetworkCell, problem: gdjax.Problem, *, dtype: str, repeats: int, devices=None):
     """Tune ``cell`` on validation, rerun its best rate on fresh seeds.
 
-    Returns (the tuning runs' frame, the summary row, the fresh seeds' curve, the tuning sweep's timing).
+    Returns (the tuning runs' frame, the summary row, the fresh seeds' curve, the tuning sweep's timing,
+    its program).
     """
     settings = dict(log_every=cell.log_every, dtype=dtype, batch_size=cell.batch_size)
     tuning = gdjax.prepare_sweep(
@@ -270,27 +269,7 @@ def run_cell(cell: NetworkCell, problem: gdjax.Problem, *, dtype: str, repeats: 
             "test_accuracy_max": curve.max(axis=0),
         }
     )
-    return result.to_frame(), row, curves, timing._replace(run_s=run_s)
-
-
-def _timing_rows(cell, problem, timing, *, dtype, rates) -> list[dict]:
-    """The cell's sweep timing row and a Python loop's of the same step (one run), against the floor."""
-    make_optimizer = resolve_optimizer(cell.optimizer)[1]
-    loop_steps = PYTHON_LOOP_TIMED_STEPS if cell.batch_size else FULL_BATCH_LOOP_STEPS
-    loop_s, cost = baselines.loop_seconds_and_cost(
-        problem,
-        make_optimizer,
-        float(cell.learning_rates[0]),
-        steps=loop_steps,
-        repeats=LOOP_REPEATS,
-        dtype=dtype,
-        batch_size=cell.batch_size,
-    )
-    n_runs = len(cell.learning_rates) * len(cell.tuning_seeds)
-    common = dict(cost=cost, rates=rates, textbook_ns=np.nan)
-    sweep = ("gdjax.sweep", n_runs, cell.steps, timing.run_s, timing.compile_s)
-    loop = ("python loop of jitted step", 1, loop_steps, loop_s, np.nan)
-    return [timing_row(cell.problem, cell.optimizer, *row, **common) for row in (sweep, loop)]
+    return result.to_frame(), row, curves, timing._replace(run_s=run_s), tuning
 
 
 def run_networks(
@@ -306,13 +285,24 @@ def run_networks(
         if progress is not None:
             progress(f"{cell.problem} {cell.optimizer}")
         problem = problems[cell.problem]
-        frame, row, curve, cell_timing = run_cell(
+        frame, row, curve, cell_timing, program = run_cell(
             cell, problem, dtype=dtype, repeats=repeats, devices=devices
         )
         convergence.append(frame)
         summary.append(row)
         curves.append(curve)
-        timing.extend(_timing_rows(cell, problem, cell_timing, dtype=dtype, rates=rates))
+        loop_steps = PYTHON_LOOP_TIMED_STEPS if cell.batch_size else FULL_BATCH_LOOP_STEPS
+        timing += sweep_and_loop_rows(
+            cell.problem,
+            cell.optimizer,
+            problem,
+            program,
+            cell_timing,
+            rates=rates,
+            loop_steps=loop_steps,
+            repeats=LOOP_REPEATS,
+            textbook_ns=np.nan,
+        )
     return NetworkTables(
         pd.concat(convergence, ignore_index=True),
         pd.DataFrame(summary),

@@ -16,7 +16,6 @@ from bench.metrics import convergence_frame, mean_curve, summarize
 from bench.suites import STOP_TOLERANCE, Cell, resolve_problem
 from bench.timing import per_lr_step_ns, time_sweep, wall_times
 from bench.tuned import FRESH_SEEDS, tuned_table
-from gdjax.optimizers import resolve_optimizer
 
 TEXTBOOK_TIMED_STEPS = 2_000
 PYTHON_LOOP_TIMED_STEPS = 300
@@ -161,6 +160,29 @@ def _run_cells(cells, problems, cache, *, dtype, repeats, devices, progress) -> 
     )
 
 
+def sweep_and_loop_rows(
+    name, optimizer, problem, program, sweep_timing, *, rates, loop_steps, repeats, textbook_ns
+) -> list[dict]:
+    """Timing rows of a timed sweep and of a Python loop of its step (one run, its first rate).
+
+    The floor counts the work of the step the sweep takes (a minibatch's with a batch size).
+    """
+    loop_s, cost = baselines.loop_seconds_and_cost(
+        problem,
+        program._make_optimizer,
+        float(program.learning_rates[0]),
+        steps=loop_steps,
+        repeats=repeats,
+        dtype=program.dtype,
+        batch_size=program.batch_size,
+    )
+    n_runs = len(program.learning_rates) * len(program.seeds)
+    common = dict(cost=cost, rates=rates, textbook_ns=textbook_ns)
+    sweep = ("gdjax.sweep", n_runs, program.steps, sweep_timing.run_s, sweep_timing.compile_s)
+    loop = ("python loop of jitted step", 1, loop_steps, loop_s, np.nan)
+    return [timing_row(name, optimizer, *row, **common) for row in (sweep, loop)]
+
+
 def config_of(cell: Cell) -> dict:
     """A cell as plain JSON-able values (for the cache key)."""
     return {**cell._asdict(), "learning_rates": [float(rate) for rate in cell.learning_rates]}
@@ -190,7 +212,6 @@ def _textbook_timing(problem, dtype, repeats, rates) -> dict:
 
 def _run_cell(cell, problem, dtype, repeats, devices, rates, textbook_ns) -> dict:
     """One cell: its sweep timed and measured, and the Python loop of a jitted step beside it."""
-    n_runs = len(cell.learning_rates) * len(cell.seeds)
     program = gdjax.prepare_sweep(
         problem,
         cell.optimizer,
@@ -203,43 +224,17 @@ def _run_cell(cell, problem, dtype, repeats, devices, rates, textbook_ns) -> dic
         tolerance=STOP_TOLERANCE,
     )
     sweep_timing, result = time_sweep(program, repeats)
-    _, make_optimizer = resolve_optimizer(cell.optimizer)
-    # the work of the step the sweep takes (a minibatch's for sgd), and a Python loop of it
-    loop_s, cost = baselines.loop_seconds_and_cost(
+    timing = sweep_and_loop_rows(
+        cell.problem,
+        cell.optimizer,
         problem,
-        make_optimizer,
-        float(cell.learning_rates[0]),
-        steps=PYTHON_LOOP_TIMED_STEPS,
+        program,
+        sweep_timing,
+        rates=rates,
+        loop_steps=PYTHON_LOOP_TIMED_STEPS,
         repeats=repeats,
-        dtype=dtype,
-        batch_size=program.batch_size,
+        textbook_ns=textbook_ns,
     )
-    timing = [
-        timing_row(
-            cell.problem,
-            cell.optimizer,
-            "gdjax.sweep",
-            n_runs,
-            cell.steps,
-            sweep_timing.run_s,
-            sweep_timing.compile_s,
-            cost,
-            rates,
-            textbook_ns,
-        ),
-        timing_row(
-            cell.problem,
-            cell.optimizer,
-            "python loop of jitted step",
-            1,
-            PYTHON_LOOP_TIMED_STEPS,
-            loop_s,
-            np.nan,
-            cost,
-            rates,
-            textbook_ns,
-        ),
-    ]
     cell_convergence = convergence_frame(result, problem)
     row = summarize(cell_convergence, problem)
     curve = mean_curve(result, row["best_learning_rate"])
