@@ -1,9 +1,12 @@
-"""sweep(): every (seed, learning rate) run of an optimizer as one compiled program.
+"""sweep(): every (seed, point) run of an optimizer as one compiled program.
 
-The program is ``jit(vmap_runs(scan_steps))``, every (seed, learning rate)
-pair one run, batched by :func:`gdjax.runs_last.runs_last` (a vmap that keeps
-the runs on the last axis, where XLA's CPU code is fastest). Learning
-rates, seeds (their starting parameters and PRNG keys) and the data are its
+A point is a set of hyperparameter values (a learning rate, or a point of a
+grid over any of the optimizer's and the schedule's numeric arguments: see
+``gdjax.hyperparameters``). The program is ``jit(vmap_runs(scan_steps))``,
+every (seed, point) pair one run, batched by :func:`gdjax.runs_last.runs_last`
+(a vmap that keeps the runs on the last axis, where XLA's CPU code is
+fastest) or ``jax.vmap`` (see ``RUNS_FIRST_FROM``). The hyperparameters,
+seeds (their starting parameters and PRNG keys) and the data are its
 arguments, never constants, so a new grid of the same shape reuses the
 compiled program. A run whose loss goes non-finite is recorded in
 ``diverged_at`` and never disturbs the others.
@@ -29,11 +32,11 @@ from gdjax.checks import (
     check_dtype,
     check_flag,
     check_labels,
-    check_learning_rates,
     check_seeds,
     check_tolerance,
     stack_init,
 )
+from gdjax.hyperparameters import data_hyperparameters, sweep_points
 from gdjax.optimizers import DEFAULT_BATCH_SIZE, OptimizerFactory, resolve_optimizer
 from gdjax.placement import (
     RUNS_AXIS,
@@ -60,11 +63,11 @@ RUNS_FIRST_FROM = 256
     jax.jit,
     static_argnames=(
         "loss", "loss_takes_key", "make_optimizer", "steps", "log_every", "batch_size", "tolerance",
-        "log_params", "metrics", "mesh", "tile", "runs_first",
+        "log_params", "metrics", "schedule", "mesh", "tile", "runs_first",
     ),
 )  # fmt: skip
 def _sweep_program(
-    learning_rates,
+    hyper,
     init_params,
     keys,
     X,
@@ -80,13 +83,14 @@ def _sweep_program(
     tolerance,
     log_params,
     metrics,
+    schedule,
     mesh,
     tile,
     runs_first,
 ):
-    """Every run's outputs, runs first; learning_rates, init_params leaves and keys have one row per run.
+    """Every run's outputs, runs first; hyper's and init_params' leaves and keys have one row per run.
 
-    The (seed, learning rate) grid comes flattened into one axis of runs,
+    The (seed, point) grid comes flattened into one axis of runs,
     padded to whole tiles of ``tile`` runs on every device of ``mesh``
     (``SweepProgram._arguments``): nesting two vmaps gave XLA batch shapes
     such as (1, 4096) that made the regression step about 6x slower on the
@@ -108,14 +112,15 @@ def _sweep_program(
         tolerance=tolerance,
         log_params=log_params,
         metrics=metrics,
+        schedule=schedule,
     )
     if runs_first:  # jax.vmap's own layout: a model's matrix products batched with the runs first
         every_run = jax.vmap(run, in_axes=(0, 0, 0, None, None, None))
     else:
         every_run = runs_last(run, (True, True, True, False, False, False))
 
-    def per_run(learning_rates, params, keys, X, y, held_out):  # runs first in and out
-        n_tiles = learning_rates.shape[0] // tile
+    def per_run(hyper, params, keys, X, y, held_out):  # runs first in and out
+        n_tiles = keys.shape[0] // tile
 
         def as_tiles(leaf):  # (n_tiles, tile, ...), or (n_tiles, ..., tile) with the runs last inside
             tiled = leaf.reshape(n_tiles, tile, *leaf.shape[1:])
@@ -127,7 +132,7 @@ def _sweep_program(
 
         out = lax.map(
             lambda runs: every_run(*runs, X, y, held_out),
-            jax.tree.map(as_tiles, (learning_rates, params, keys)),
+            jax.tree.map(as_tiles, (hyper, params, keys)),
         )
         return jax.tree.map(untiled, out)
 
@@ -141,7 +146,7 @@ def _sweep_program(
             out_specs=split,
             check_vma=False,
         )
-    return per_run(learning_rates, init_params, keys, X, y, held_out)
+    return per_run(hyper, init_params, keys, X, y, held_out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,13 +157,18 @@ class SweepProgram:
     ``result(execute(compile()))``: a harness that times compile and
     execution apart calls the three itself and runs exactly what ``sweep()``
     runs. A grid too large for the devices' memory runs in chunks of
-    ``chunk_size`` learning rates (with every seed), all of one shape, so
-    one compiled program runs them all.
+    ``chunk_size`` points (with every seed), all of one shape, so one
+    compiled program runs them all. ``hyperparameters`` holds every value
+    the runs get as data, a (n_points,) array each: the axes (``grid``),
+    the schedule's parameters and the optimizer's float defaults.
     """
 
     problem: Problem
     optimizer: str
-    learning_rates: np.ndarray
+    hyperparameters: dict[str, np.ndarray]
+    axes: tuple[str, ...]  # the names of hyperparameters swept (learning_rate first)
+    grid_shape: tuple[int, ...] | None  # the grid's shape (row-major points); None for a list of points
+    schedule: str
     seeds: np.ndarray
     steps: int
     log_every: int
@@ -167,7 +177,7 @@ class SweepProgram:
     _make_optimizer: OptimizerFactory
     _init_params: Any
     mesh: Mesh
-    chunk_size: int  # learning rates per execution; len(learning_rates) when all fit at once
+    chunk_size: int  # points per execution; n_points when all fit at once
     tolerance: float | None = None
     log_params: bool = False
     padded_to: tuple[int, int] | None = None  # (tiles per device, runs per tile) of another program: rerun()
@@ -177,8 +187,22 @@ class SweepProgram:
         return jax.enable_x64(self.dtype == "float64")
 
     @property
+    def learning_rates(self) -> np.ndarray:
+        """(n_points,) each point's learning rate (the schedule's peak)."""
+        return self.hyperparameters["learning_rate"]
+
+    @property
+    def grid(self) -> dict[str, np.ndarray]:
+        """The swept hyperparameters: name -> (n_points,) each point's value."""
+        return {name: self.hyperparameters[name] for name in self.axes}
+
+    @property
+    def n_points(self) -> int:
+        return len(self.learning_rates)
+
+    @property
     def n_chunks(self) -> int:
-        return -(-len(self.learning_rates) // self.chunk_size)
+        return -(-self.n_points // self.chunk_size)
 
     @functools.cached_property
     def _tile(self) -> tuple[int, int]:
@@ -202,14 +226,14 @@ class SweepProgram:
     def _arguments(self) -> list[tuple]:
         """Every chunk's arguments, one row per run, put on the devices once (first used under ``_x64()``).
 
-        Run ``i`` of chunk ``c`` is seed ``i // chunk_size`` and learning rate
-        ``c * chunk_size + i % chunk_size``; past the grid's last rate each
-        seed repeats its last rate, and the chunk's last run fills whole
+        Run ``i`` of chunk ``c`` is seed ``i // chunk_size`` and point
+        ``c * chunk_size + i % chunk_size``; past the grid's last point each
+        seed repeats its last point, and the chunk's last run fills whole
         tiles on every device. The starting points, keys and data are put
         once and shared by the chunks.
         """
         n_tiles, tile = self._tile
-        n_seeds, n_lrs = len(self.seeds), len(self.learning_rates)
+        n_seeds, n_points = len(self.seeds), self.n_points
         as_dtype = functools.partial(jnp.asarray, dtype=self.dtype)
         keys = np.stack([np.asarray(jax.random.PRNGKey(int(s))) for s in self.seeds])
         run = np.minimum(np.arange(self.mesh.size * n_tiles * tile), n_seeds * self.chunk_size - 1)
@@ -224,10 +248,13 @@ class SweepProgram:
         starts = jax.tree.map(lambda leaf: as_dtype(np.asarray(leaf)[seed_of_run]), self._init_params)
         shared = jax.tree.map(put, (starts, jnp.asarray(keys[seed_of_run]), *self._data()))
         chunks = []
-        for first in range(0, n_lrs, self.chunk_size):
-            kept = min(self.chunk_size, n_lrs - first)
-            rate_of_run = first + np.minimum(rate_in_chunk, kept - 1)
-            chunks.append((put(as_dtype(self.learning_rates[rate_of_run])), *shared))
+        for first in range(0, n_points, self.chunk_size):
+            kept = min(self.chunk_size, n_points - first)
+            point_of_run = first + np.minimum(rate_in_chunk, kept - 1)
+            hyper = {
+                name: put(as_dtype(values[point_of_run])) for name, values in self.hyperparameters.items()
+            }
+            chunks.append((hyper, *shared))
         return chunks
 
     def run_settings(self) -> dict:
@@ -242,6 +269,7 @@ class SweepProgram:
             "tolerance": self.tolerance,
             "log_params": self.log_params,
             "metrics": self.problem.metrics,
+            "schedule": self.schedule,
         }
 
     @property
@@ -290,7 +318,7 @@ class SweepProgram:
 
     def result(self, outputs) -> SweepResult:
         """The chunks' device outputs (an iterable) as host numpy arrays, joined (every process gets all)."""
-        n_seeds, n_lrs = len(self.seeds), len(self.learning_rates)
+        n_seeds, n_points = len(self.seeds), self.n_points
 
         def per_run(leaf):  # (n_seeds, chunk_size, ...) of one chunk's padded runs
             kept = to_host(leaf)[: n_seeds * self.chunk_size]
@@ -298,11 +326,14 @@ class SweepProgram:
 
         with self._x64():
             parts = [jax.tree.map(per_run, chunk) for chunk in outputs]
-        joined = jax.tree.map(lambda *leaves: np.concatenate(leaves, axis=1)[:, :n_lrs], *parts)
+        joined = jax.tree.map(lambda *leaves: np.concatenate(leaves, axis=1)[:, :n_points], *parts)
         return SweepResult(
             problem=self.problem.name,
             optimizer=self.optimizer,
             learning_rates=self.learning_rates,
+            grid=self.grid,
+            grid_shape=self.grid_shape,
+            schedule=self.schedule,
             seeds=self.seeds,
             steps=self.steps,
             log_every=self.log_every,
@@ -321,11 +352,11 @@ class SweepProgram:
         with self._x64():
             jax.block_until_ready(self._arguments)
 
-    def rerun(self, learning_rates, seeds) -> SweepProgram:
-        """This sweep on another grid of at most as many runs, padded to this one's shape.
+    def rerun(self, learning_rates=None, seeds=(0,), *, grid=None, points=None) -> SweepProgram:
+        """This sweep on other points (the same names) and seeds, at most as many runs, padded to its shape.
 
         The compiled program of this sweep runs it (``execute(compiled)``), with
-        no new compile: e.g. the best rate of a grid rerun on fresh seeds.
+        no new compile: e.g. the best point of a grid rerun on fresh seeds.
         Each run's results are the ones it has alone (a run's bits do not
         depend on its grid). The runs start at ``problem.init(seed)``. Refused
         (ValueError) where the grid does not fit in one execution of this
@@ -337,6 +368,9 @@ class SweepProgram:
             self._make_optimizer,
             learning_rates,
             self.steps,
+            grid=grid,
+            points=points,
+            schedule=self.schedule,
             seeds=seeds,
             log_every=self.log_every,
             dtype=self.dtype,
@@ -346,13 +380,18 @@ class SweepProgram:
             tolerance=self.tolerance,
             log_params=self.log_params,
         )
-        if len(rerun.seeds) * len(rerun.learning_rates) > self.mesh.size * n_tiles * tile:
+        if len(rerun.seeds) * rerun.n_points > self.mesh.size * n_tiles * tile:
             raise ValueError(
-                f"a rerun of {len(rerun.seeds)} seeds x {len(rerun.learning_rates)} rates does not fit in "
+                f"a rerun of {len(rerun.seeds)} seeds x {rerun.n_points} points does not fit in "
                 f"this sweep's {self.mesh.size * n_tiles * tile} runs"
             )
+        if set(rerun.hyperparameters) != set(self.hyperparameters):
+            raise ValueError(
+                f"a rerun must sweep what this sweep does ({', '.join(self.axes)}); "
+                f"got {', '.join(rerun.axes)}"
+            )
         return dataclasses.replace(
-            rerun, optimizer=self.optimizer, chunk_size=len(rerun.learning_rates), padded_to=(n_tiles, tile)
+            rerun, optimizer=self.optimizer, chunk_size=rerun.n_points, padded_to=(n_tiles, tile)
         )
 
     def run(self) -> SweepResult:
@@ -363,9 +402,12 @@ class SweepProgram:
 def prepare_sweep(
     problem: Problem,
     optimizer,
-    learning_rates: Sequence[float] | np.ndarray,
-    steps: int,
+    learning_rates: Sequence[float] | np.ndarray | None = None,
+    steps: int | None = None,
     *,
+    grid: dict[str, Sequence[float]] | None = None,
+    points: Sequence[dict[str, float]] | None = None,
+    schedule: str = "constant",
     seeds: Sequence[int] | np.ndarray = (0,),
     log_every: int | None = None,
     dtype: str = "float32",
@@ -390,7 +432,7 @@ def prepare_sweep(
         log_every = max(1, steps // 100)
     log_every = check_count("log_every", log_every, high=steps)
     dtype = check_dtype(dtype)
-    rates = check_learning_rates(learning_rates, dtype)
+    values, grid_shape = sweep_points(learning_rates, grid, points, dtype)
     seed_values = check_seeds(seeds)
     if batch_size is None and isinstance(optimizer, str):
         batch_size = DEFAULT_BATCH_SIZE.get(optimizer)
@@ -400,14 +442,19 @@ def prepare_sweep(
     for name, data in (problem.held_out or {}).items():
         check_labels(data, f"problem.held_out[{name!r}]")
     init = stack_init(problem, seed_values, init_params)
+    hyperparameters = data_hyperparameters(name, make_optimizer, values, schedule, steps, init, dtype)
+    n_points = len(values["learning_rate"])
     if devices is None:
-        devices = default_devices(len(seed_values) * len(rates))
+        devices = default_devices(len(seed_values) * n_points)
     mesh = runs_mesh(devices)
     say_if_cores_unused(mesh)
     program = SweepProgram(
         problem,
         name,
-        rates,
+        hyperparameters,
+        tuple(values),
+        grid_shape,
+        schedule,
         seed_values,
         steps,
         log_every,
@@ -416,22 +463,42 @@ def prepare_sweep(
         make_optimizer,
         init,
         mesh,
-        len(rates),
+        n_points,
         check_tolerance(tolerance),
         check_flag("log_params", log_params),
     )
-    return dataclasses.replace(program, chunk_size=planning.learning_rates_per_chunk(program, memory_limit))
+    return dataclasses.replace(program, chunk_size=planning.points_per_chunk(program, memory_limit))
 
 
 def sweep(*args, **kwargs) -> SweepResult:
-    """Run ``optimizer`` on ``problem`` for every (seed, learning rate) pair, in one compiled program.
+    """Run ``optimizer`` on ``problem`` for every (seed, point) pair, in one compiled program.
+
+    A point is a learning rate (``learning_rates``) or a set of
+    hyperparameter values (``grid`` or ``points``); give exactly one of the
+    three. Every value is data in the program: new values of the same
+    shape do not recompile, and a run's results do not depend on the grid
+    around it.
 
     Args:
         problem: a :class:`Problem`, e.g. ``linear_regression()`` or ``xor()``.
-        optimizer: a name in ``OPTIMIZERS`` or a callable
-            ``learning_rate -> optax.GradientTransformation``.
-        learning_rates: positive finite numbers, shape (n_lrs,).
+        optimizer: a name in ``OPTIMIZERS``, ``"optax:NAME"`` for any optax
+            optimizer, or a callable ``learning_rate -> optax.GradientTransformation``
+            (taking any other hyperparameters as keyword arguments).
+        learning_rates: positive finite numbers, shape (n_lrs,): the
+            one-axis sweep, ``grid={"learning_rate": learning_rates}``.
         steps: number of updates per run, >= 1.
+        grid: ``{name: values}``: every point of the Cartesian product, in
+            row-major order (the last axis fastest). ``learning_rate`` must
+            be one of the names; the others are numeric arguments of the
+            optimizer's factory (e.g. ``momentum``, ``b1``, ``weight_decay``)
+            or the schedule's parameters. An unknown name, a flag such as
+            ``nesterov`` and an argument that sets a shape are refused.
+        points: ``[{name: value}, ...]``: a list of points with the same
+            names (random search), run as given.
+        schedule: the learning rate's schedule, one of
+            ``gdjax.schedules.SCHEDULES`` ("constant", "cosine",
+            "warmup_cosine", "exponential", "inverse_time"); the point's
+            learning rate is its peak and its parameters may be axes.
         seeds: integers in [0, 2**31 - 1]; each gives a starting point
             (``problem.init(seed)``) and the minibatch order.
         log_every: steps between logged losses, 1 <= log_every <= steps;
@@ -469,6 +536,10 @@ def sweep(*args, **kwargs) -> SweepResult:
         >>> res = gdjax.sweep(gdjax.linear_regression(), "gd", [1e-4, 5e-4], steps=1000, seeds=[0, 1])
         >>> res.final_loss.shape, res.loss_curve.shape
         ((2, 2), (2, 2, 100))
+        >>> res = gdjax.sweep(gdjax.quadratic(10.0), "momentum", grid={"learning_rate": [0.01, 0.1],
+        ...                   "momentum": [0.5, 0.9, 0.99]}, steps=100)
+        >>> res.final_loss.shape, res.grid_shape, res.grid["momentum"][:4]
+        ((1, 6), (2, 3), array([0.5 , 0.9 , 0.99, 0.5 ]))
     """
     return prepare_sweep(*args, **kwargs).run()
 

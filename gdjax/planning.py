@@ -1,4 +1,4 @@
-"""Memory planning: what one run holds, what a device has free, and how many learning rates fit at once."""
+"""Memory planning: what one run holds, what a device has free, and how many points fit at once."""
 
 from __future__ import annotations
 
@@ -142,11 +142,11 @@ def _structured_peak(eqn, batched: list[bool]) -> tuple[int, list[bool]] | None:
 
 
 def _run_shapes(program: SweepProgram) -> tuple:
-    """The arguments of one run of ``program`` (learning rate, parameters, key, X, y, held_out) as shapes."""
+    """One run's arguments (hyperparameters, parameters, key, X, y, held_out) as shapes."""
     params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], program.dtype), program._init_params)
     data = jax.eval_shape(program._data)  # the dtypes the program gets, without putting the data on a device
     return (
-        jax.ShapeDtypeStruct((), program.dtype),
+        {name: jax.ShapeDtypeStruct((), program.dtype) for name in program.hyperparameters},
         params,
         jax.eval_shape(lambda: jax.random.PRNGKey(0)),
         *data,
@@ -249,8 +249,8 @@ def free_memory_bytes(device, sharing: int = 1) -> int:
 MEMORY_SHARE = 0.5
 
 
-def learning_rates_per_chunk(program: SweepProgram, memory_limit: int | None) -> int:
-    """How many learning rates (with every seed) fit in one execution; refuse when not even one does."""
+def points_per_chunk(program: SweepProgram, memory_limit: int | None) -> int:
+    """How many points (with every seed) fit in one execution; refuse when not even one does."""
     if memory_limit is None:
         local = program.mesh.local_devices
         memory_limit = min(free_memory_bytes(device, len(local)) for device in local)
@@ -274,9 +274,7 @@ def learning_rates_per_chunk(program: SweepProgram, memory_limit: int | None) ->
         return _device_bytes(program, n_rates * n_seeds, data, held, working)
 
     # every run held costs at least ``held``: count down from the most rates that leaves room for
-    fitting = min(
-        max(planned - data, 0) // max(held, 1) * program.mesh.size // n_seeds, len(program.learning_rates)
-    )
+    fitting = min(max(planned - data, 0) // max(held, 1) * program.mesh.size // n_seeds, program.n_points)
     while fitting >= 1 and need(fitting) > planned:
         fitting -= 1
     if fitting < 1:

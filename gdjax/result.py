@@ -1,4 +1,4 @@
-"""SweepResult: what a sweep recorded, as numpy arrays with leading axes (seed, learning rate)."""
+"""SweepResult: what a sweep recorded, as numpy arrays with leading axes (seed, point)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class SweepResult:
-    """What a sweep recorded, as numpy arrays with leading axes (seed, learning rate).
+    """What a sweep recorded, as numpy arrays with leading axes (seed, point).
+
+    A point is a learning rate (``n_lrs`` below is ``n_points``) or a point
+    of a grid of hyperparameters (``grid``).
 
     Attributes:
         problem, optimizer: names.
-        learning_rates: (n_lrs,) the grid, in the order given.
+        learning_rates: (n_points,) each point's learning rate, in the order given.
         seeds: (n_seeds,) the seeds, in the order given.
         steps, log_every, dtype, batch_size: the settings of the sweep
             (``batch_size`` None means full batch).
@@ -43,6 +46,12 @@ class SweepResult:
             steps // log_every), at the steps of ``loss_curve``; empty for a
             problem without metrics.
         final_metrics: name -> (n_seeds, n_lrs), the metrics after the last step.
+        grid: name -> (n_points,): each point's value of every swept
+            hyperparameter (``learning_rate`` first).
+        grid_shape: the shape of a ``grid=`` sweep (points in row-major
+            order: ``final_loss.reshape(n_seeds, *grid_shape)``); None for
+            ``points=`` and ``learning_rates=``.
+        schedule: the learning rate's schedule ("constant" unless given).
     """
 
     problem: str
@@ -63,11 +72,16 @@ class SweepResult:
     params_curve: Any = None
     metric_curves: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     final_metrics: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    grid: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    grid_shape: tuple[int, ...] | None = None
+    schedule: str = "constant"
 
     def to_frame(self, **columns):
-        """One row per (seed, learning rate), sorted by seed then learning rate.
+        """One row per (seed, point), sorted by seed then the swept hyperparameters.
 
-        A column per problem metric holds its value after the last step.
+        A column per swept hyperparameter (``learning_rate``, ``momentum``,
+        ...) holds the point's value, one per problem metric its value
+        after the last step.
 
         Args:
             **columns: extra per-run columns, each an array of shape
@@ -76,6 +90,7 @@ class SweepResult:
         import pandas as pd
 
         n_seeds, n_lrs = self.final_loss.shape
+        grid = self.grid or {"learning_rate": self.learning_rates}
         per_run = {
             "final_loss": self.final_loss,
             "best_loss": self.best_loss,
@@ -92,9 +107,10 @@ class SweepResult:
                 "steps": self.steps,
                 "log_every": self.log_every,
                 "batch_size": self.batch_size if self.batch_size is not None else 0,
+                "schedule": self.schedule,
                 "seed": np.repeat(self.seeds, n_lrs),
-                "learning_rate": np.tile(self.learning_rates, n_seeds),
+                **{name: np.tile(values, n_seeds) for name, values in grid.items()},
                 **{name: np.asarray(value).reshape(n_seeds * n_lrs) for name, value in per_run.items()},
             }
         )
-        return frame.sort_values(["seed", "learning_rate"], kind="stable").reset_index(drop=True)
+        return frame.sort_values(["seed", *grid], kind="stable").reset_index(drop=True)

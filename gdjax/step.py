@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
+from gdjax.schedules import SCHEDULES, learning_rate_schedule
+
 
 def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
@@ -37,27 +39,37 @@ def stream_keys(key) -> tuple[jax.Array, jax.Array]:
     return loss_key, optimizer_key
 
 
-def optimizer_for_run(make_optimizer, learning_rate, key) -> optax.GradientTransformation:
-    """``make_optimizer(learning_rate)``; one taking a ``key`` (or an integer ``seed``) gets the run's own.
+def optimizer_for_run(make_optimizer, hyper, key, schedule="constant") -> optax.GradientTransformation:
+    """``make_optimizer(rate, **others)`` for one run's hyperparameters ``hyper`` (name -> scalar).
 
-    So a stochastic optimizer (``optax.noisy_sgd``) draws other noise for
-    every seed, instead of its default key 0 for every run.
+    ``hyper["learning_rate"]`` is the first argument, scheduled by
+    ``schedule`` with the schedule's parameters from ``hyper``; the other
+    values are keyword arguments. An optimizer taking a ``key`` (or an
+    integer ``seed``) gets the run's own, so a stochastic optimizer
+    (``optax.noisy_sgd``) draws other noise for every seed, instead of its
+    default key 0 for every run.
     """
+    others = dict(hyper)
+    learning_rate = others.pop("learning_rate")
+    _, scheduled = SCHEDULES[schedule]
+    rate = learning_rate_schedule(schedule, learning_rate, {name: others.pop(name) for name in scheduled})
     try:
         accepted = inspect.signature(make_optimizer).parameters
     except (TypeError, ValueError):  # a callable without a signature: it takes the learning rate only
         accepted = {}
     if {"key", "seed"} & set(getattr(make_optimizer, "keywords", None) or {}):
-        return make_optimizer(learning_rate)  # a functools.partial with the user's own key or seed
+        return make_optimizer(rate, **others)  # a functools.partial with the user's own key or seed
     if "key" in accepted:
-        return make_optimizer(learning_rate, key=jax.random.wrap_key_data(key))  # a typed key, as optax wants
+        return make_optimizer(
+            rate, **others, key=jax.random.wrap_key_data(key)
+        )  # a typed key, as optax wants
     if "seed" in accepted:
-        return make_optimizer(learning_rate, seed=jax.random.randint(key, (), 0, 2**31 - 1))
-    return make_optimizer(learning_rate)
+        return make_optimizer(rate, **others, seed=jax.random.randint(key, (), 0, 2**31 - 1))
+    return make_optimizer(rate, **others)
 
 
 def run_one(
-    learning_rate,
+    hyper,
     params,
     key,
     X,
@@ -73,8 +85,13 @@ def run_one(
     log_params=False,
     loss_takes_key=False,
     metrics=None,
+    schedule="constant",
 ):
     """One run: ``steps`` updates from ``params``, the loss logged every ``log_every``.
+
+    ``hyper`` holds the run's hyperparameters (name -> scalar: the learning
+    rate, the optimizer's other data arguments and the schedule's
+    parameters; see ``optimizer_for_run``).
 
     Divergence is watched through the parameters after every step, and
     through the loss on all data at the logged points and the end. Checking
@@ -94,7 +111,7 @@ def run_one(
     end.
     """
     loss_key, optimizer_key = stream_keys(key)
-    optimizer = optimizer_for_run(make_optimizer, learning_rate, optimizer_key)
+    optimizer = optimizer_for_run(make_optimizer, hyper, optimizer_key, schedule)
     takes_extra_args = isinstance(optimizer, optax.GradientTransformationExtraArgs)
     n_examples = X.shape[0]
 

@@ -32,10 +32,12 @@ def vmap_of_one_run(program):
     run = functools.partial(run_one, **program.run_settings())
     n_seeds, n_lrs = len(program.seeds), len(program.learning_rates)
     with jax.enable_x64(True):
-        rates = jnp.tile(jnp.asarray(program.learning_rates), n_seeds)
+        hyper = {
+            name: jnp.tile(jnp.asarray(values), n_seeds) for name, values in program.hyperparameters.items()
+        }
         params = jax.tree.map(lambda leaf: jnp.repeat(jnp.asarray(leaf), n_lrs, axis=0), program._init_params)
         keys = jnp.repeat(jnp.stack([jax.random.PRNGKey(int(s)) for s in program.seeds]), n_lrs, axis=0)
         out = jax.jit(jax.vmap(run, in_axes=(0, 0, 0, None, None, None)))(
-            rates, params, keys, *program._data()
+            hyper, params, keys, *program._data()
         )
         return jax.tree.map(lambda leaf: np.asarray(leaf).reshape(n_seeds, n_lrs, *leaf.shape[1:]), out)
