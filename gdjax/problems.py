@@ -385,7 +385,8 @@ def quadratic(condition_number: float = 100.0, x0=(1.0, 1.0), angle: float = np.
     matrix = rotation @ np.diag([1.0, float(condition_number)]) @ rotation.T
 
     def f(x):
-        return 0.5 * x @ jnp.asarray(matrix) @ x  # float32 or float64, as the sweep runs
+        x = jnp.asarray(x)
+        return 0.5 * x @ jnp.asarray(matrix, x.dtype) @ x  # float32 or float64, as the sweep runs
 
     return function_problem(f, x0, name=f"quadratic_k{condition_number:g}")
 
