@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+import gdjax
 from bench import INTERRUPTED
 from bench.devices import device_tag
 from bench.suites import KNOWN_PROBLEMS, PROBLEMS, SUITE_OPTIMIZERS, build_suite
 from bench.tables import (
+    GRID_TABLES,
     MACHINE_TABLES,
     NETWORK_TABLES,
     OPTIONAL_RUN_TABLES,
@@ -39,6 +41,7 @@ from bench.tables import (
     table_csv,
     write_folder,
 )
+from gdjax.schedules import SCHEDULES
 
 DEFAULT_OUT = Path("results")
 JOIN_TIMEOUT_S = 300  # seconds a process waits for the others to join (JAX's default too)
@@ -122,6 +125,42 @@ def _learning_rates(text: str) -> np.ndarray:
     return rates
 
 
+GRID_FORMS = (
+    "NAME=a,b,c; NAME=LOW:HIGH:COUNT (log-spaced); NAME=lin:LOW:HIGH:COUNT (linear); "
+    "NAME=1-log:LOW:HIGH:COUNT (1 - values log-spaced from 1 - LOW to 1 - HIGH: momentum-like, below 1)"
+)
+
+
+def _grid_axis(text: str) -> tuple[str, np.ndarray]:
+    """One --grid axis: ``NAME=VALUES`` in one of GRID_FORMS."""
+    name, equals, values = text.partition("=")
+    name = name.strip()
+    try:
+        if not equals or not name.isidentifier():
+            raise ValueError
+        form = values.split(":")[0] if values.count(":") == 3 else ""
+        if form:
+            values = values[len(form) + 1 :]
+        if ":" in values:
+            low, high, count = values.split(":")
+            low, high, count = float(low), float(high), int(count)
+            if count < 1 or not low <= high:
+                raise ValueError
+            if form == "lin":
+                return name, np.linspace(low, high, count)
+            if form == "1-log" and high < 1:
+                return name, 1 - np.geomspace(1 - low, 1 - high, count)
+            if form == "" and low > 0 and np.isfinite(high):
+                return name, np.geomspace(low, high, count)
+            raise ValueError
+        array = np.array([float(value) for value in values.split(",")])
+        if not np.all(np.isfinite(array)):
+            raise ValueError
+        return name, array
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--grid {text!r} is not one of: {GRID_FORMS}") from None
+
+
 def _seeds(text: str) -> tuple[int, ...]:
     try:
         seeds = tuple(int(value) for value in text.split(",") if value.strip())
@@ -168,6 +207,21 @@ def _run_parser() -> argparse.ArgumentParser:
         help=f"comma-separated: {', '.join(gdjax.OPTIMIZERS)}, or optax:NAME (e.g. optax:adamw; give --lrs)",
     )
     parser.add_argument("--lrs", type=_learning_rates, help="a,b,c or LOW:HIGH:COUNT (log-spaced)")
+    parser.add_argument(
+        "--grid",
+        type=_grid_axis,
+        action="append",
+        metavar="NAME=VALUES",
+        help="sweep a hyperparameter of the optimizers (momentum, b1, weight_decay, ...) or of the schedule "
+        "(warmup_steps, decay_rate, ...) too, every combination as one program; repeat for more axes: "
+        f"{GRID_FORMS}; learning_rate=... is --lrs",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=list(SCHEDULES),
+        default="constant",
+        help="the learning rate's schedule, its peak the grid's rate (gdjax.schedules; default constant)",
+    )
     parser.add_argument("--seeds", type=_seeds, help="comma-separated integers")
     parser.add_argument("--steps", type=_positive_int, help="steps per run (default: textbook counts)")
     parser.add_argument("--dtype", choices=gdjax.DTYPES, default="float32")
@@ -338,6 +392,8 @@ def _metadata(argv, device, tag, profile, dtype, cells, tables, repeats) -> dict
         "dtype": dtype,
         "seeds": sorted({seed for cell in cells for seed in cell.seeds}),
         "steps": {cell.problem: cell.steps for cell in cells},
+        "schedule": cells[0].schedule,
+        "grid": {name: list(values) for name, values in cells[0].grid},  # axes beside the learning rate
         "repeats": repeats,
         "floor_gflop_per_s": tables.flop_rate / 1e9,
         "floor_gexp_per_s": tables.exp_rate / 1e9,
@@ -352,8 +408,18 @@ def run(argv: list[str]) -> int:
     _join_processes(args)
     device = _device(args.device)
     problems = _problems(args)
+    grid = dict(args.grid or [])
+    if len(grid) < len(args.grid or []):
+        raise UsageError("--grid: each hyperparameter once")
+    if "learning_rate" in grid:
+        if args.lrs is not None:
+            raise UsageError("give the learning rates once: --lrs or --grid learning_rate=...")
+        args.lrs = grid.pop("learning_rate")
     custom = any(value is not None for value in (args.lrs, args.seeds, args.steps)) or (
-        list(problems) != list(PROBLEMS) or args.optimizers != list(SUITE_OPTIMIZERS)
+        list(problems) != list(PROBLEMS)
+        or args.optimizers != list(SUITE_OPTIMIZERS)
+        or bool(grid)
+        or args.schedule != "constant"
     )
     if args.quick and args.full:
         raise UsageError("give --quick or --full, not both")
@@ -371,7 +437,16 @@ def run(argv: list[str]) -> int:
             learning_rates=args.lrs,
             seeds=args.seeds,
             steps=args.steps,
+            grid=grid,
+            schedule=args.schedule,
         )
+        if grid or args.schedule != "constant":  # refuse a name an optimizer lacks before anything runs
+            for cell in cells:
+                gdjax.prepare_sweep(
+                    problems[cell.problem], cell.optimizer, steps=cell.steps, seeds=cell.seeds[:1],
+                    grid={"learning_rate": cell.learning_rates[:1], **{n: v[:1] for n, v in cell.grid}},
+                    schedule=cell.schedule, devices=[device], memory_limit=2**62,
+                )  # fmt: skip
     except ValueError as error:
         raise UsageError(str(error)) from None
     repeats = args.repeats or (1 if args.quick else 3)
@@ -382,9 +457,10 @@ def run(argv: list[str]) -> int:
     from bench.baselines import FloorRates
     from bench.cache import RunCache
     from bench.conditioning import conditioning_table
+    from bench.grids import run_grids
     from bench.lessons import run_lessons
     from bench.networks import NETWORK_REPEATS, run_networks
-    from bench.report import lesson_plots, network_plots, plots, report_markdown, summary_markdown
+    from bench.report import grid_plots, lesson_plots, network_plots, plots, report_markdown, summary_markdown
     from bench.runner import run_suite
 
     # One process keeps what it finishes; several would have to agree on what to skip, so they do not.
@@ -429,6 +505,16 @@ def run(argv: list[str]) -> int:
             tables = tables._replace(
                 timing=pd.concat([tables.timing, networks.timing], ignore_index=True), networks=networks
             )
+            grids = cache.get(
+                {
+                    "piece": "grids",
+                    "profile": profile,
+                    "dtype": args.dtype,
+                    "devices": [str(d) for d in devices],
+                },
+                lambda: run_grids(profile, dtype=args.dtype, devices=devices),
+            )
+            tables = tables._replace(grids=grids)
     meta = _metadata(argv, device, tag, profile, args.dtype, cells, tables, repeats)
     if not writes:
         print(f"process {args.process_id}: done; process 0 writes {folder}/")
@@ -436,6 +522,8 @@ def run(argv: list[str]) -> int:
     images = {**plots(tables), **lesson_plots(lessons)}
     if tables.networks is not None:
         images.update(network_plots(tables.networks))
+    if tables.grids is not None:
+        images.update(grid_plots(tables.grids))
     files = {
         name: table_csv(name, getattr(tables, name.removesuffix(".csv"))).encode() for name in RUN_TABLES
     }
@@ -446,6 +534,9 @@ def run(argv: list[str]) -> int:
     if tables.networks is not None:
         frames = (tables.networks.convergence, tables.networks.summary, tables.networks.curves)
         for name, frame in zip(NETWORK_TABLES, frames, strict=True):
+            files[name] = table_csv(name, frame).encode()
+    if tables.grids is not None:
+        for name, frame in zip(GRID_TABLES, (tables.grids.cells, tables.grids.theory), strict=True):
             files[name] = table_csv(name, frame).encode()
     files["summary.md"] = summary_markdown(tables, meta, sorted(images)).encode()
     files["report.md"] = report_markdown(tables, meta, sorted(images)).encode()

@@ -21,8 +21,32 @@ def steps_to_target(result: gdjax.SweepResult, target: float) -> np.ndarray:
     return np.where((first < 0) & (result.final_loss <= target), result.steps, first)
 
 
+def point_text(values: dict) -> str:
+    """A point's swept hyperparameters other than the learning rate as text: ``momentum=0.9;b1=0.8``."""
+    return ";".join(f"{name}={float(value):.7g}" for name, value in values.items())
+
+
+def parse_point(text: str) -> dict[str, float]:
+    """The hyperparameters of ``point_text``'s text (empty for a one-axis sweep)."""
+    return {name: float(value) for name, value in (item.split("=") for item in text.split(";") if item)}
+
+
+def _hyperparameters(result: gdjax.SweepResult) -> np.ndarray:
+    """(n_seeds, n_points) text of each run's swept hyperparameters other than the learning rate."""
+    others = {name: values for name, values in result.grid.items() if name != "learning_rate"}
+    texts = [
+        point_text({name: values[i] for name, values in others.items()})
+        for i in range(result.final_loss.shape[1])
+    ]
+    return np.broadcast_to(np.array(texts, dtype=object), result.final_loss.shape)
+
+
 def convergence_frame(result: gdjax.SweepResult, problem: gdjax.Problem) -> pd.DataFrame:
-    """One row per run: losses, steps to target, divergence, distance to the optimum, settled."""
+    """One row per run: losses, steps to target, divergence, distance to the optimum, settled.
+
+    ``hyperparameters`` holds the point's other swept values (``point_text``);
+    a point is (``learning_rate``, ``hyperparameters``).
+    """
     known = optimum(problem)
     if known is not None:
         with np.errstate(over="ignore"):  # a blown-up run is infinitely far, which is what it is
@@ -32,6 +56,7 @@ def convergence_frame(result: gdjax.SweepResult, problem: gdjax.Problem) -> pd.D
     settled = np.isfinite(result.final_loss) & (result.final_loss <= result.best_loss * SETTLED_FACTOR)
     target = target_loss(problem)
     return result.to_frame(
+        hyperparameters=_hyperparameters(result),
         target_loss=np.full(result.final_loss.shape, target),
         steps_to_target=steps_to_target(result, target),
         param_distance=distance,
@@ -39,8 +64,11 @@ def convergence_frame(result: gdjax.SweepResult, problem: gdjax.Problem) -> pd.D
     )
 
 
-def best_learning_rate(convergence: pd.DataFrame) -> float:
-    """The learning rate of one (problem, optimizer) grid that did best over its seeds.
+POINT = ["learning_rate", "hyperparameters"]
+
+
+def best_point(convergence: pd.DataFrame) -> tuple[float, str]:
+    """(learning rate, other hyperparameters) of the point of one grid that did best over its seeds.
 
     Ranked by the fraction of seeds that ended at the target (more is
     better), then the mean steps to target of those, then the mean final
@@ -48,7 +76,9 @@ def best_learning_rate(convergence: pd.DataFrame) -> float:
     touching it once, keeps a noisy run (SGD) from winning by chance.
     """
     ended = convergence.assign(ended=convergence["final_loss"] <= convergence["target_loss"])
-    by_rate = ended.groupby("learning_rate").apply(
+    if "hyperparameters" not in ended:
+        ended = ended.assign(hyperparameters="")
+    by_rate = ended.groupby(POINT).apply(
         lambda runs: pd.Series(
             {
                 "ended": runs["ended"].mean(),
@@ -59,17 +89,30 @@ def best_learning_rate(convergence: pd.DataFrame) -> float:
         include_groups=False,
     )
     ranked = by_rate.sort_values(["ended", "steps", "final"], ascending=[False, True, True], kind="stable")
-    return float(ranked.index[0])
+    rate, others = ranked.index[0]
+    return float(rate), others
+
+
+def best_point_values(row) -> dict[str, float]:
+    """A summary row's best point as ``{name: value}`` (the learning rate first): ``sweep(points=...)``."""
+    return {"learning_rate": float(row["best_learning_rate"]), **parse_point(row["best_hyperparameters"])}
+
+
+def best_learning_rate(convergence: pd.DataFrame) -> float:
+    """The learning rate of ``best_point``."""
+    return best_point(convergence)[0]
 
 
 def summarize(convergence: pd.DataFrame, problem: gdjax.Problem) -> dict:
     """The row of the summary table for one (problem, optimizer) grid."""
-    rate = best_learning_rate(convergence)
-    at_best = convergence[convergence["learning_rate"] == rate]
+    rate, others = best_point(convergence)
+    at_best = convergence[(convergence["learning_rate"] == rate) & (convergence["hyperparameters"] == others)]
     ended = at_best["final_loss"] <= at_best["target_loss"]
     reached = at_best["steps_to_target"][ended]
-    finite_everywhere = convergence.groupby("learning_rate")["diverged_at"].apply(
-        lambda d: bool((d < 0).all())
+    finite_everywhere = (
+        convergence[convergence["hyperparameters"] == others]
+        .groupby("learning_rate")["diverged_at"]
+        .apply(lambda d: bool((d < 0).all()))
     )
     finite_rates = finite_everywhere[finite_everywhere].index
     optimizer = convergence["optimizer"].iloc[0]
@@ -78,7 +121,9 @@ def summarize(convergence: pd.DataFrame, problem: gdjax.Problem) -> dict:
     return {
         "problem": problem.name,
         "optimizer": optimizer,
+        "schedule": convergence["schedule"].iloc[0],
         "best_learning_rate": rate,
+        "best_hyperparameters": others,
         "n_seeds": len(at_best),
         "reached_fraction": float(ended.mean()),
         "steps_to_target_mean": reached.mean() if len(reached) else np.nan,
@@ -92,9 +137,10 @@ def summarize(convergence: pd.DataFrame, problem: gdjax.Problem) -> dict:
     }
 
 
-def mean_curve(result: gdjax.SweepResult, learning_rate: float) -> pd.DataFrame:
-    """Loss against step at one learning rate: mean, min and max over seeds."""
-    column = int(np.flatnonzero(result.learning_rates == learning_rate)[0])
+def mean_curve(result: gdjax.SweepResult, learning_rate: float, others: str = "") -> pd.DataFrame:
+    """Loss against step at one point (learning rate, other hyperparameters): mean, min and max over seeds."""
+    at = (result.learning_rates == learning_rate) & (_hyperparameters(result)[0] == others)
+    column = int(np.flatnonzero(at)[0])
     curves = result.loss_curve[:, column, :]
     return pd.DataFrame(
         {

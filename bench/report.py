@@ -51,12 +51,22 @@ SPEED_HEADER = [
 ]
 
 
+def _point_note(row) -> str:
+    """The best point's other hyperparameters and the schedule, where there are any."""
+    notes = [
+        *row.best_hyperparameters.split(";"),
+        *([f"{row.schedule} schedule"] if row.schedule != "constant" else []),
+    ]
+    notes = [note for note in notes if note]
+    return f" ({', '.join(notes)})" if notes else ""
+
+
 def _best_rate_table(summary: pd.DataFrame) -> str:
     rows = [
         [
             row.problem,
             row.optimizer,
-            _fmt(row.best_learning_rate),
+            _fmt(row.best_learning_rate) + _point_note(row),
             f"{row.reached_fraction:.0%} of {row.n_seeds}",
             _mean_std(row.steps_to_target_mean, row.steps_to_target_std, 4),
             _mean_std(row.final_loss_mean, row.final_loss_std, 6),
@@ -183,6 +193,7 @@ def report_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) -> 
             ]
         parts += ["**Speed**", "", _speed_table(_rows_of(tables.timing, problem)), ""]
     parts += networks_section(tables.networks)
+    parts += grids_section(tables.grids)
     networks_drawn = [name for name in sorted(figures) if name.startswith("accuracy-")]
     parts += [f'<img src="{name}" width="420" alt="{name}">' for name in networks_drawn]
     parts += ["", TUNED_NOTE, ""]
@@ -631,3 +642,108 @@ def networks_section(networks) -> list[str]:
         points=int(first.tuning_points), seeds=int(first.tuning_seeds), fresh=int(first.n_fresh_seeds)
     )
     return ["## Networks: MNIST-1D and digits", "", note, "", networks_table(networks.summary), ""]
+
+
+def grid_plots(grids) -> dict[str, bytes]:
+    """grid-<problem>-<optimizer>.png: steps to target over (learning rate x the second axis).
+
+    Diverged cells are crossed, cells that never reached the target left
+    blank, the fastest cell starred; on a quadratic loss the heavy ball's
+    predicted stability limit 2 (1 + beta) / L is drawn as a line and its
+    predicted optimum (lr*, beta*) as a circle (gdjax.theory).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    from bench.grids import PROBLEMS
+    from gdjax.theory import curvature
+
+    images = {}
+    for (problem, optimizer), cells in grids.cells.groupby(["problem", "optimizer"], sort=False):
+        rates, values = np.unique(cells["learning_rate"]), np.unique(cells["value"])
+        shape = (len(rates), len(values))
+        ordered = cells.sort_values(["learning_rate", "value"])
+        steps = ordered["steps_to_target_median"].to_numpy(float).reshape(shape).T
+        diverged = ordered["diverged_fraction"].to_numpy(float).reshape(shape).T > 0
+        figure, axes = plt.subplots(figsize=(6.4, 4.6))
+        log_edges = np.log(rates)
+        step = log_edges[1] - log_edges[0]
+        x_edges = np.exp(np.append(log_edges - step / 2, log_edges[-1] + step / 2))
+        y_step = values[1] - values[0]
+        y_edges = np.append(values - y_step / 2, values[-1] + y_step / 2)
+        shown = np.where(np.isfinite(steps) & ~diverged, steps, np.nan)
+        mesh = axes.pcolormesh(x_edges, y_edges, shown, norm=LogNorm(), cmap="viridis_r", shading="flat")
+        figure.colorbar(mesh, ax=axes, label="steps to target (median over seeds)")
+        grid_x, grid_y = np.meshgrid(rates, values)
+        axes.scatter(
+            grid_x[diverged], grid_y[diverged], marker="x", s=10, color="firebrick", label="diverged"
+        )
+        best = cells[cells["best"]]
+        if len(best):
+            edge = " (on the edge)" if best["best_on_edge"].iloc[0] else ""
+            axes.scatter(best["learning_rate"], best["value"], marker="*", s=160, color="white",
+                         edgecolors="black", label=f"fastest: {_fmt(best['steps_to_target_median'].iloc[0])} "
+                         f"steps{edge}")  # fmt: skip
+        axis = cells["axis"].iloc[0]
+        if optimizer == "momentum" and axis == "momentum":
+            try:
+                theory = curvature(PROBLEMS[problem]())
+            except ValueError:
+                theory = None
+            if theory is not None:
+                betas = np.linspace(values[0], values[-1], 100)
+                axes.plot(theory.heavy_ball_limit(betas), betas, color="black", linestyle="--",
+                          label="predicted limit 2(1+β)/L")  # fmt: skip
+                rate, beta = theory.heavy_ball_optimum
+                axes.scatter([rate], [beta], marker="o", s=80, facecolors="none", edgecolors="black",
+                             label=f"predicted optimum ({rate:.3g}, {beta:.3g})")  # fmt: skip
+        axes.set_xlim(x_edges[0], x_edges[-1])
+        axes.set_ylim(y_edges[0], y_edges[-1])
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize="small")
+        seeds = int(cells["n_seeds"].iloc[0])
+        title = f"{problem}, {optimizer}: steps to target ({seeds} seed{'s' if seeds > 1 else ''})"
+        axes.set(xscale="log", xlabel="learning rate", ylabel=axis, title=title)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+        plt.close(figure)
+        images[f"grid-{problem}-{optimizer}.png"] = buffer.getvalue()
+    return images
+
+
+THEORY_HEADER = ["problem", "κ", "quantity", "at momentum", "predicted", "measured", "grid steps apart"]
+
+
+def theory_table(theory: pd.DataFrame) -> str:
+    """theory.csv as a Markdown table (report.md, and the README's from the committed CSV)."""
+    rows = [
+        [row.problem, _fmt(row.kappa, 5), row.quantity, _fmt(row.momentum), _fmt(row.predicted, 4),
+         _fmt(row.measured, 4), _fmt(row.cells_apart, 2)]
+        for row in theory.itertuples()
+    ]  # fmt: skip
+    return _markdown_table(THEORY_HEADER, rows)
+
+
+GRIDS_NOTE = (
+    "Each picture is one compiled sweep over a grid of (learning rate x a second hyperparameter), the loss "
+    "logged every step: steps to the problem's target per cell (median over seeds), diverged cells crossed "
+    "(the loss non-finite or ending above its start), the fastest cell starred. On a quadratic loss the "
+    "heavy ball's predicted stability limit and optimum are drawn beside the measurement (gdjax.theory); "
+    "the optimum is asymptotic, and finite-time counts favour a slightly larger momentum."
+)
+
+
+def grids_section(grids) -> list[str]:
+    """report.md's heatmaps section: how they were made, the pictures, then theory against measurement."""
+    if grids is None:
+        return []
+    pictures = [
+        f'<img src="grid-{problem}-{optimizer}.png" width="420" alt="{problem} {optimizer}">'
+        for problem, optimizer in dict.fromkeys(
+            zip(grids.cells["problem"], grids.cells["optimizer"], strict=True)
+        )
+    ]
+    return ["## Grids over two hyperparameters, and theory", "", GRIDS_NOTE, "", *pictures, "",
+            theory_table(grids.theory), ""]  # fmt: skip

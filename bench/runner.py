@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 import gdjax
 from bench import baselines
 from bench.cache import RunCache, problem_fingerprint
-from bench.metrics import convergence_frame, mean_curve, summarize
+from bench.metrics import best_point_values, convergence_frame, mean_curve, summarize
 from bench.suites import STOP_TOLERANCE, Cell, resolve_problem
 from bench.timing import per_lr_step_ns, time_sweep, wall_times
 from bench.tuned import FRESH_SEEDS, tuned_table
@@ -38,6 +38,8 @@ class SuiteTables(NamedTuple):
     tuned: pd.DataFrame | None = None
     # the classifiers on MNIST-1D and digits (bench.networks): None in a custom run
     networks: Any = None
+    # the heatmaps over two hyperparameters and theory beside them (bench.grids): None in a custom run
+    grids: Any = None
 
 
 def timing_row(
@@ -185,7 +187,11 @@ def sweep_and_loop_rows(
 
 def config_of(cell: Cell) -> dict:
     """A cell as plain JSON-able values (for the cache key)."""
-    return {**cell._asdict(), "learning_rates": [float(rate) for rate in cell.learning_rates]}
+    return {
+        **cell._asdict(),
+        "learning_rates": [float(rate) for rate in cell.learning_rates],
+        "grid": [[name, [float(value) for value in values]] for name, values in cell.grid],
+    }
 
 
 def _textbook_timing(problem, dtype, repeats, rates) -> dict:
@@ -215,8 +221,9 @@ def _run_cell(cell, problem, dtype, repeats, devices, rates, textbook_ns) -> dic
     program = gdjax.prepare_sweep(
         problem,
         cell.optimizer,
-        cell.learning_rates,
-        cell.steps,
+        steps=cell.steps,
+        grid={"learning_rate": cell.learning_rates, **dict(cell.grid)},
+        schedule=cell.schedule,
         seeds=cell.seeds,
         log_every=cell.log_every,
         dtype=dtype,
@@ -237,10 +244,10 @@ def _run_cell(cell, problem, dtype, repeats, devices, rates, textbook_ns) -> dic
     )
     cell_convergence = convergence_frame(result, problem)
     row = summarize(cell_convergence, problem)
-    curve = mean_curve(result, row["best_learning_rate"])
-    # the best rate on the fresh seeds, by this grid's compiled program (no second compile)
+    curve = mean_curve(result, row["best_learning_rate"], row["best_hyperparameters"])
+    # the best point on the fresh seeds, by this grid's compiled program (no second compile)
     try:
-        rerun = program.rerun([row["best_learning_rate"]], FRESH_SEEDS)
+        rerun = program.rerun(seeds=FRESH_SEEDS, points=[best_point_values(row)])
         rerun = rerun.result(rerun.execute(sweep_timing.compiled))
     except ValueError:  # a grid of fewer runs than fresh seeds (off a CPU): tuned_table runs its own
         rerun = None

@@ -108,15 +108,22 @@ class Cell(NamedTuple):
     seeds: tuple[int, ...]
     steps: int
     log_every: int
+    grid: tuple[tuple[str, tuple[float, ...]], ...] = ()  # other hyperparameters' axes: (name, values)
+    schedule: str = "constant"
 
 
-def build_suite(problems, optimizers, *, quick=False, learning_rates=None, seeds=None, steps=None):
+def build_suite(
+    problems, optimizers, *, quick=False, learning_rates=None, seeds=None, steps=None, grid=None,
+    schedule="constant",
+):  # fmt: skip
     """The cells to run, problems outer, optimizers inner, each with its grid.
 
     ``learning_rates``, ``seeds`` and ``steps``, when given, replace the
     profile's for every cell; a problem or optimizer without a default
-    needs them (ValueError otherwise).
+    needs them (ValueError otherwise). ``grid`` ({name: values}, without the
+    learning rate) adds axes to every cell's rates; ``schedule`` schedules them.
     """
+    axes = tuple((name, tuple(float(v) for v in values)) for name, values in (grid or {}).items())
     profile = "quick" if quick else "default"
     cells = []
     for problem in problems:
@@ -141,6 +148,8 @@ def build_suite(problems, optimizers, *, quick=False, learning_rates=None, seeds
                     tuple(seeds or SEEDS[profile]),
                     n_steps,
                     min(LOG_EVERY_OF.get(problem, LOG_EVERY), n_steps),
+                    axes,
+                    schedule,
                 )
             )
     return cells

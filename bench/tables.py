@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Every table's columns, in order, with what each holds. README's column
 # reference is this, verbatim.
@@ -45,7 +45,10 @@ SCHEMA: dict[str, dict[str, str]] = {
         "log_every": "steps between logged losses",
         "batch_size": "examples per step (0 = whole data set)",
         "seed": "the run's seed (start point and minibatch order)",
-        "learning_rate": "the run's learning rate",
+        "learning_rate": "the run's learning rate (a schedule's peak)",
+        "schedule": "the learning rate's schedule (gdjax.schedules; constant unless --schedule)",
+        "hyperparameters": "the point's other swept hyperparameters (--grid NAME=VALUES) as "
+        "name=value;name=value, empty where only the learning rate is swept",
         "final_loss": "loss on all data after the last step",
         "best_loss": "lowest finite loss on all data at the start, logged points and end",
         "diverged_at": "first step at which the run was seen non-finite; -1 if never",
@@ -68,7 +71,10 @@ SCHEMA: dict[str, dict[str, str]] = {
     "summary.csv": {
         "problem": "problem name",
         "optimizer": "optimizer name",
-        "best_learning_rate": "most seeds ending at target, then fewest steps, then lowest mean final loss",
+        "schedule": "the learning rate's schedule",
+        "best_learning_rate": "the best point's rate: the point (rate and hyperparameters) with the most "
+        "seeds ending at target, then fewest steps, then lowest mean final loss",
+        "best_hyperparameters": "the best point's other swept hyperparameters (convergence.csv)",
         "n_seeds": "seeds run at each learning rate",
         "reached_fraction": "fraction of seeds whose final loss is at the target, at the best learning rate",
         "steps_to_target_mean": "mean steps to target over those seeds",
@@ -77,13 +83,15 @@ SCHEMA: dict[str, dict[str, str]] = {
         "final_loss_std": "its standard deviation",
         "best_loss_mean": "mean best loss over seeds at the best learning rate",
         "diverged_runs": "runs of the whole grid that diverged",
-        "largest_finite_learning_rate": "largest learning rate of the grid at which no seed diverged",
+        "largest_finite_learning_rate": "largest learning rate of the grid at which no seed diverged (at the "
+        "best point's other hyperparameters)",
         "predicted_stability_limit": "plain GD on regression: 2 / lambda_max(X.T X / m)",
     },
     "tuned.csv": {
         "problem": "problem name",
         "optimizer": "optimizer name",
         "learning_rate": "the best learning rate of the grid (summary.csv), rerun here",
+        "hyperparameters": "the best point's other swept hyperparameters, rerun with it",
         "n_seeds": "fresh seeds run (1000..1009: none of them tuned the rate)",
         "reached_fraction": "fraction of fresh seeds whose final loss is at the target (XOR: solved, "
         "every output right)",
@@ -187,6 +195,38 @@ SCHEMA["networks-curves.csv"] = {
 }
 # The networks' tables, written by the default, quick and full profiles.
 NETWORK_TABLES = ("networks.csv", "networks-summary.csv", "networks-curves.csv")
+SCHEMA["grids.csv"] = {
+    "problem": "problem (quadratic_k100 is gdjax.quadratic(100.0))",
+    "optimizer": "optimizer name",
+    "steps": "steps per run (the loss logged every step)",
+    "n_seeds": "seeds per cell (1 where every seed starts alike and steps on all data: n = 1)",
+    "learning_rate": "the cell's learning rate (log-spaced axis)",
+    "axis": "the second hyperparameter's name (an argument of the optimizer: momentum, b1)",
+    "value": "its value in this cell (linear axis)",
+    "target_loss": "the problem's target; for the quadratic 1e-10 of the starting loss",
+    "steps_to_target_median": "median over seeds of the first step at or below it (a seed that never got "
+    "there counts as never: inf when half or more did not)",
+    "reached_fraction": "fraction of seeds that reached it",
+    "final_loss_median": "median loss after the last step",
+    "diverged_fraction": "fraction of seeds diverged: non-finite, or the final loss above the starting loss",
+    "best": "True for the cell with the fewest steps to target (ties: the first in row-major order)",
+    "best_on_edge": "True when that cell is on the grid's edge (the grid may be too small)",
+}
+SCHEMA["theory.csv"] = {
+    "problem": "problem whose loss is quadratic (gdjax.theory: L and mu from its Hessian)",
+    "optimizer": "the heatmap's optimizer (momentum: the heavy ball)",
+    "kappa": "L / mu",
+    "quantity": "best learning_rate and best momentum (the grid's fastest cell against (lr*, beta*)), "
+    "largest stable learning_rate at a momentum (against 2 (1 + beta) / L), gd and heavy-ball steps at their "
+    "predicted optima, and their ratio (against log((sqrt k + 1)/(sqrt k - 1)) / log((k + 1)/(k - 1)))",
+    "momentum": "the momentum of a stability row; empty otherwise",
+    "predicted": "what theory predicts (empty for a count it does not predict)",
+    "measured": "what the grid or the run measured (empty: not reached within the steps)",
+    "cells_apart": "(predicted - measured) in grid steps (of log rate, or of momentum); a limit between the "
+    "largest stable rate and the next is in (0, 1]",
+}
+# The heatmaps' tables (bench.grids), written by the default, quick and full profiles.
+GRID_TABLES = ("grids.csv", "theory.csv")
 # Written beside them when they could be made: sklearn.csv with scikit-learn
 # installed and the regression run; conditioning.csv in the default and quick profiles.
 OPTIONAL_RUN_TABLES = ("sklearn.csv", "conditioning.csv")
@@ -228,13 +268,15 @@ SORT_KEYS = {
     "timing.csv": ["problem", "optimizer", "implementation"],
     "sklearn.csv": ["implementation"],
     "conditioning.csv": ["condition_number", "optimizer"],
-    "convergence.csv": ["problem", "optimizer", "learning_rate", "seed"],
+    "convergence.csv": ["problem", "optimizer", "learning_rate", "hyperparameters", "seed"],
     "curves.csv": ["problem", "optimizer", "step"],
     "summary.csv": ["problem", "optimizer"],
     "tuned.csv": ["problem", "optimizer"],
     "networks.csv": ["problem", "optimizer", "learning_rate", "seed"],
     "networks-summary.csv": ["problem", "optimizer"],
     "networks-curves.csv": ["problem", "optimizer", "step"],
+    "grids.csv": ["problem", "optimizer", "learning_rate", "value"],
+    "theory.csv": ["problem", "optimizer"],
     "devices.csv": ["machine", "problem", "optimizer", "device", "device_count"],
     "scaling.csv": [
         "machine",
@@ -267,8 +309,11 @@ INTEGER_COLUMNS = {
     "tuning_seeds",
     "n_fresh_seeds",
 }
-TEXT_COLUMNS = {"problem", "optimizer", "implementation", "dtype", "machine", "device", "series"}
-BOOL_COLUMNS = {"settled", "best_on_edge"}
+TEXT_COLUMNS = {
+    "problem", "optimizer", "implementation", "dtype", "machine", "device", "series", "axis", "quantity",
+    "schedule", "hyperparameters", "best_hyperparameters",
+}  # fmt: skip
+BOOL_COLUMNS = {"settled", "best_on_edge", "best"}
 TIMING_DIGITS, VALUE_DIGITS = 4, 7
 
 
@@ -424,7 +469,7 @@ def compare_convergence(new: pd.DataFrame, reference: pd.DataFrame) -> list[str]
     key = SORT_KEYS["convergence.csv"]
     merged = new.merge(
         reference,
-        on=[*key, "dtype", "steps", "log_every", "batch_size"],
+        on=[*key, "dtype", "steps", "log_every", "batch_size", "schedule"],
         how="outer",
         suffixes=("", "_ref"),
         indicator=True,
@@ -481,9 +526,37 @@ def check(new_dir: Path, reference_dir: Path) -> list[str]:
     for name in RUN_TABLES:
         read_table(Path(new_dir) / name)
         read_table(Path(reference_dir) / name)
-    for name in (*OPTIONAL_RUN_TABLES, *NETWORK_TABLES):
+    for name in (*OPTIONAL_RUN_TABLES, *NETWORK_TABLES, *GRID_TABLES):
         if (Path(new_dir) / name).exists():
             read_table(Path(new_dir) / name)
-    return compare_convergence(
+    differences = compare_convergence(
         read_table(Path(new_dir) / "convergence.csv"), read_table(Path(reference_dir) / "convergence.csv")
     )
+    grids = [(Path(folder) / "grids.csv").exists() for folder in (new_dir, reference_dir)]
+    if any(grids):
+        if not all(grids):
+            return [*differences, f"grids.csv is in only one of {new_dir} and {reference_dir}"]
+        differences += compare_grids(
+            read_table(Path(new_dir) / "grids.csv"), read_table(Path(reference_dir) / "grids.csv")
+        )
+    return differences
+
+
+def compare_grids(new: pd.DataFrame, reference: pd.DataFrame) -> list[str]:
+    """Differences between two heatmap tables: which cells diverged, and steps to target within 1%."""
+    key = [*SORT_KEYS["grids.csv"], "axis", "steps", "n_seeds"]
+    merged = new.merge(reference, on=key, how="outer", suffixes=("", "_ref"), indicator=True)
+    if (merged["_merge"] != "both").any():
+        return [f"grids.csv: the cells differ ({int((merged['_merge'] != 'both').sum())} in only one table)"]
+    steps, steps_ref = (
+        merged[c].to_numpy(float) for c in ("steps_to_target_median", "steps_to_target_median_ref")
+    )
+    ok = (np.isclose(steps, steps_ref, rtol=1e-2, atol=1) | (steps == steps_ref)) & (
+        merged["diverged_fraction"].to_numpy(float) == merged["diverged_fraction_ref"].to_numpy(float)
+    )
+    return [
+        f"grids.csv cell {tuple(row[k] for k in key[:5])}: steps to target "
+        f"{row['steps_to_target_median']} vs reference {row['steps_to_target_median_ref']}, "
+        f"diverged {row['diverged_fraction']} vs {row['diverged_fraction_ref']}"
+        for _, row in merged[~ok].iterrows()
+    ]

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 
 import gdjax
-from bench.metrics import convergence_frame
+from bench.metrics import best_point_values, convergence_frame
 from bench.suites import minimum_loss
 
 # Disjoint from every profile's tuning seeds (0..4).
@@ -91,8 +91,9 @@ def tuned_table(
         result = reruns.get((row.problem, row.optimizer)) or gdjax.sweep(
             problem,
             row.optimizer,
-            [row.best_learning_rate],
-            cell.steps,
+            steps=cell.steps,
+            points=[best_point_values(row._asdict())],
+            schedule=cell.schedule,
             seeds=FRESH_SEEDS,
             log_every=cell.log_every,
             dtype=dtype,
@@ -103,8 +104,10 @@ def tuned_table(
         ended = fresh["final_loss"] <= fresh["target_loss"]
         loss = mean_std_interval(finite["final_loss"])
         steps = mean_std_interval(fresh.loc[ended, "steps_to_target"])
-        grid = convergence[
-            (convergence["problem"] == row.problem) & (convergence["optimizer"] == row.optimizer)
+        grid = convergence[  # the rates at the best point's other hyperparameters
+            (convergence["problem"] == row.problem)
+            & (convergence["optimizer"] == row.optimizer)
+            & (convergence["hyperparameters"] == row.best_hyperparameters)
         ]
         low, high = tuneable_range(grid, row.best_learning_rate, minimum_loss(problem))
         rows.append(
@@ -112,6 +115,7 @@ def tuned_table(
                 "problem": row.problem,
                 "optimizer": row.optimizer,
                 "learning_rate": row.best_learning_rate,
+                "hyperparameters": row.best_hyperparameters,
                 "n_seeds": len(fresh),
                 "reached_fraction": float(ended.mean()),
                 "diverged_seeds": int((fresh["diverged_at"] >= 0).sum()),

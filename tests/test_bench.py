@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 
 import gdjax
+from bench import metrics as bench_metrics
 from bench import tables
 from bench.cli import main
 from bench.metrics import best_learning_rate, steps_to_target
 from bench.suites import LEARNING_RATE_RANGES, SUITE_OPTIMIZERS, build_suite, least_squares, stability_limit
+from bench.tuned import FRESH_SEEDS
 
 SMALL_RUN = [
     "--problems",
@@ -108,7 +110,7 @@ def test_check_reports_a_difference_beyond_tolerance(small_results, tmp_path, ca
     changed.mkdir()
     for path in small_results.iterdir():
         (changed / path.name).write_bytes(path.read_bytes())
-    frame = pd.read_csv(changed / "convergence.csv")
+    frame = pd.read_csv(changed / "convergence.csv", keep_default_na=False)  # hyperparameters "" stays ""
     frame.loc[0, "best_loss"] *= 1.1
     frame.to_csv(changed / "convergence.csv", index=False, na_rep="nan")
     assert main(["check", str(changed), "--against", str(small_results)]) == 1
@@ -173,8 +175,18 @@ def test_non_numeric_cell_is_reported_with_row_and_column(small_results, tmp_pat
         (["--dtype", "float16"], "invalid choice: 'float16'"),
         (["--device", "tpu"], "device 'tpu' is not available"),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["--optimizers", "momentum", "--lrs", "0.1", "--grid", "gamma=1"],
+         "'gamma' is not an argument of optimizer 'momentum' with schedule 'constant'"),
+        (["--grid", "momentum"], "--grid 'momentum' is not one of: NAME=a,b,c"),
+        (["--grid", "momentum=lin:0:1"], "is not one of"),
+        (["--grid", "momentum=1-log:0.5:1:4"], "is not one of"),
+        (["--lrs", "0.1", "--grid", "learning_rate=0.2"], "give the learning rates once"),
+        (["--grid", "momentum=0.5", "--grid", "momentum=0.9"], "--grid: each hyperparameter once"),
+        (["--schedule", "linear"], "invalid choice: 'linear'"),
+        (["--optimizers", "gd", "--lrs", "0.1", "--schedule", "warmup_cosine", "--grid", "warmup_steps=5000",
+          "--steps", "100"], "warmup_steps must be >= 0 and below decay_steps"),
     ],
-)
+)  # fmt: skip
 def test_bad_command_line_gets_one_line_and_exit_2(argv, message, tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
@@ -377,3 +389,22 @@ def test_sgd_speed_is_measured_against_the_work_of_its_minibatch_step():
     timing = run_suite(cells, dtype="float32", repeats=1, progress=False).timing.set_index("implementation")
     assert timing.loc["gdjax.sweep", "flop_per_lr_step"] == one.flop
     assert timing.loc["python loop of jitted step", "flop_per_lr_step"] == one.flop
+
+
+def test_a_grid_run_writes_each_points_hyperparameters_and_reruns_the_best_point(tmp_path):
+    argv = ["--problems", "xor", "--optimizers", "momentum", "--grid", "learning_rate=0.3,3", "--grid",
+            "momentum=lin:0:0.9:3", "--steps", "400", "--seeds", "0,1", "--repeats", "1"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    folder = tmp_path / "cpu-custom"
+    convergence = tables.read_table(folder / "convergence.csv")
+    assert sorted(set(convergence["hyperparameters"])) == ["momentum=0", "momentum=0.45", "momentum=0.9"]
+    assert len(convergence) == 2 * 3 * 2
+    summary, tuned = (tables.read_table(folder / name).iloc[0] for name in ("summary.csv", "tuned.csv"))
+    assert summary["best_hyperparameters"] in set(convergence["hyperparameters"])
+    assert tuned["hyperparameters"] == summary["best_hyperparameters"]
+    best = {
+        "learning_rate": float(summary["best_learning_rate"]),
+        **bench_metrics.parse_point(tuned["hyperparameters"]),
+    }
+    alone = gdjax.sweep(gdjax.xor(), "momentum", points=[best], steps=400, seeds=FRESH_SEEDS, log_every=100)
+    assert float(tuned["final_loss_mean"]) == pytest.approx(float(np.mean(alone.final_loss)), rel=1e-6)

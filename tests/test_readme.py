@@ -14,10 +14,10 @@ def test_readme_documents_every_column_as_the_schema_does():
             assert f"| `{column}` | {meaning} |" in README, (name, column)
 
 
-def test_readme_networks_table_is_the_committed_one():
-    """The README's networks table is generated from results/cpu/networks-summary.csv, never typed."""
-    from bench.report import networks_table
-    from bench.tables import read_table
+def test_readme_figures_are_generated_from_the_committed_tables():
+    """Every generated block of the README equals what results/cpu/'s tables give (python -m bench.readme)."""
+    from bench.readme import BLOCK, ROOT, blocks, render
 
-    summary = read_table(Path(__file__).parents[1] / "results" / "cpu" / "networks-summary.csv")
-    assert networks_table(summary) in README
+    generated = blocks(ROOT / "results" / "cpu")
+    assert {match.group("name") for match in BLOCK.finditer(README)} == set(generated)
+    assert render(README, generated) == README

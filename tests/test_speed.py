@@ -64,6 +64,33 @@ def test_sweep_speed(benchmark, make_problem, low, high, n_lrs, steps, floor_rat
         )
 
 
+MOMENTUM_RATES = np.geomspace(1e-6, 1e-3, 64)
+GRID_STEPS = 2_000
+
+
+@pytest.mark.parametrize(
+    "points",
+    [
+        {"grid": {"learning_rate": MOMENTUM_RATES, "momentum": np.linspace(0, 0.99, 64)}},
+        {"learning_rates": np.geomspace(1e-6, 1e-3, 4096)},
+    ],
+    ids=["grid-64x64", "one-axis-4096"],
+)
+def test_grid_speed(benchmark, points):
+    """A 64 x 64 (rate, momentum) grid against a 4,096-rate one-axis sweep of momentum, per point-step."""
+    program = gdjax.prepare_sweep(gdjax.linear_regression(), "momentum", steps=GRID_STEPS, **points)
+    compiled = program.compile()
+    jax.block_until_ready(program.execute(compiled))  # warm-up
+    benchmark.pedantic(lambda: jax.block_until_ready(program.execute(compiled)), rounds=5, iterations=1)
+    if benchmark.stats is not None:
+        per_point_step = program.n_points * GRID_STEPS / 1e9
+        benchmark.extra_info.update(
+            ns_per_point_step=round(benchmark.stats.stats.median / per_point_step, 2),
+            ns_per_point_step_min=round(benchmark.stats.stats.min / per_point_step, 2),
+            ns_per_point_step_max=round(benchmark.stats.stats.max / per_point_step, 2),
+        )
+
+
 @pytest.mark.parametrize(
     ("make_problem", "low", "high"), [(gdjax.linear_regression, 1e-6, 6e-4), (gdjax.xor, 1e-2, 10.0)]
 )

@@ -1,0 +1,184 @@
+"""Heatmaps over two hyperparameters, each one compiled sweep, with theory beside them where it applies.
+
+Each heatmap is a grid of (learning rate x a second hyperparameter) run as
+one ``gdjax.sweep(grid=...)``. Per cell: the steps to the problem's target
+(the first step at or below it, exact: the loss is logged every step; over
+several seeds the median, a seed that never reached it counting as never),
+the final loss, and whether the run diverged (its loss went non-finite or
+ended above where it started). Where the loss is quadratic
+(``gdjax.theory``), the heavy ball's predicted optimum and stability limit
+stand beside the measured best cell and the largest stable rate, and GD
+and the heavy ball are run at their predicted optima to compare their
+steps with the predicted ratio.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+import pandas as pd
+
+import gdjax
+from bench.suites import KNOWN_PROBLEMS, target_loss
+from gdjax.theory import curvature
+
+QUADRATIC_TARGET_FRACTION = 1e-10  # of the starting loss: as bench.conditioning
+
+
+class Heatmap(NamedTuple):
+    problem: str
+    optimizer: str
+    learning_rates: tuple[float, float]  # log-spaced, low and high
+    axis: str  # the second hyperparameter, linear from low to high
+    values: tuple[float, float]
+    steps: int
+    seeds: tuple[int, ...]
+
+
+# (rates, second axis) points per profile; the quick profile's grids are 16 x 16.
+GRID_POINTS = {"default": 32, "quick": 16}
+HEATMAPS = (
+    Heatmap("quadratic_k100", "momentum", (1e-3, 1.0), "momentum", (0.0, 0.99), 2_000, (0,)),
+    Heatmap("linear_regression", "momentum", (1e-6, 1e-2), "momentum", (0.0, 0.99), 5_000, (0,)),
+    Heatmap("xor", "adam", (1e-3, 1e1), "b1", (0.0, 0.99), 3_000, (0, 1, 2, 3)),
+)
+PROBLEMS = {"quadratic_k100": lambda: gdjax.quadratic(100.0), **KNOWN_PROBLEMS}
+
+
+def _start_and_target(problem: gdjax.Problem) -> tuple[float, float]:
+    with jax.enable_x64(True):
+        start = float(problem.loss(jax.tree.map(np.asarray, problem.init(0)), problem.X, problem.y))
+    target = target_loss(problem)
+    return start, (QUADRATIC_TARGET_FRACTION * start if np.isnan(target) else target)
+
+
+def first_at_or_below(curves: np.ndarray, target: float, log_every: int) -> np.ndarray:
+    """The first logged step whose loss is at most ``target`` along the last axis; -1 where none."""
+    reached = curves <= target
+    return np.where(reached.any(axis=-1), (reached.argmax(axis=-1) + 1) * log_every, -1)
+
+
+def median_steps(steps: np.ndarray) -> np.ndarray:
+    """Median over seeds (axis 0), a seed that never reached (-1) counting as never: inf when half did not."""
+    return np.median(np.where(steps < 0, np.inf, steps), axis=0)
+
+
+def run_heatmap(heatmap: Heatmap, profile: str, *, dtype: str, devices=None) -> tuple[pd.DataFrame, list]:
+    """The heatmap's cells (one row each) and its theory rows (empty where the loss is not quadratic)."""
+    problem = PROBLEMS[heatmap.problem]()
+    n = GRID_POINTS[profile]
+    rates = np.geomspace(*heatmap.learning_rates, n)
+    values = np.linspace(*heatmap.values, n)
+    start, target = _start_and_target(problem)
+    res = gdjax.sweep(
+        problem,
+        heatmap.optimizer,
+        grid={"learning_rate": rates, heatmap.axis: values},
+        steps=heatmap.steps,
+        seeds=heatmap.seeds,
+        log_every=1,
+        dtype=dtype,
+        devices=devices,
+    )
+    steps = first_at_or_below(res.loss_curve, target, 1)
+    diverged = (res.diverged_at >= 0) | ~(res.final_loss <= start)
+    median = median_steps(steps)
+    cells = pd.DataFrame(
+        {
+            "problem": heatmap.problem,
+            "optimizer": heatmap.optimizer,
+            "steps": heatmap.steps,
+            "n_seeds": len(heatmap.seeds),
+            "learning_rate": res.grid["learning_rate"],
+            "axis": heatmap.axis,
+            "value": res.grid[heatmap.axis],
+            "target_loss": target,
+            "steps_to_target_median": median,
+            "reached_fraction": (steps >= 0).mean(axis=0),
+            "final_loss_median": np.median(res.final_loss, axis=0),
+            "diverged_fraction": diverged.mean(axis=0),
+        }
+    )
+    best = int(np.argmin(median)) if np.isfinite(median).any() else -1
+    cells["best"] = np.arange(len(cells)) == best
+    row, column = np.unravel_index(max(best, 0), (n, n))
+    cells["best_on_edge"] = best >= 0 and (row in (0, n - 1) or column in (0, n - 1))
+    theory = _theory_rows(heatmap, problem, cells, dtype, devices) if heatmap.optimizer == "momentum" else []
+    return cells, theory
+
+
+def _theory_rows(heatmap, problem, cells, dtype, devices) -> list[dict]:
+    """Predicted against measured: the best cell, the stability limit at four momenta, the speedup.
+
+    ``cells_apart``: how far the prediction lies from the measurement, in
+    grid steps (of log rate, or of momentum); a stability limit between the
+    largest stable rate and the next one is in (0, 1].
+    """
+    try:
+        theory = curvature(problem)
+    except ValueError:  # not a quadratic loss: no theory to draw
+        return []
+    common = {"problem": heatmap.problem, "optimizer": heatmap.optimizer, "kappa": theory.kappa}
+    rates, betas = np.unique(cells["learning_rate"]), np.unique(cells["value"])
+    rate_step, beta_step = np.log(rates[1] / rates[0]), betas[1] - betas[0]
+
+    def row(quantity, predicted, measured, momentum=np.nan, step=None, log=False):
+        scale = np.log if log else (lambda value: value)
+        apart = np.nan if step is None else (scale(predicted) - scale(measured)) / step
+        return {**common, "quantity": quantity, "momentum": momentum, "predicted": predicted,
+                "measured": measured, "cells_apart": apart}  # fmt: skip
+
+    best = cells[cells["best"]]
+    predicted_rate, predicted_beta = theory.heavy_ball_optimum
+    rows = [
+        row("best learning_rate", predicted_rate, best["learning_rate"].iloc[0] if len(best) else np.nan,
+            step=rate_step, log=True),
+        row("best momentum", predicted_beta, best["value"].iloc[0] if len(best) else np.nan, step=beta_step),
+    ]  # fmt: skip
+    for beta in betas[np.round(np.linspace(0, len(betas) - 1, 5)).astype(int)[:4]]:  # 0, ~0.25, ~0.5, ~0.75
+        stable = cells[(cells["value"] == beta) & (cells["diverged_fraction"] == 0)]["learning_rate"]
+        rows.append(
+            row("largest stable learning_rate", float(theory.heavy_ball_limit(beta)),
+                stable.max() if len(stable) else np.nan, momentum=beta, step=rate_step, log=True)
+        )  # fmt: skip
+    _, target = _start_and_target(problem)
+    gd = gdjax.sweep(
+        problem, "gd", [theory.gd_optimal_rate], heatmap.steps, log_every=1, dtype=dtype, devices=devices
+    )
+    ball = gdjax.sweep(
+        problem,
+        "momentum",
+        points=[{"learning_rate": predicted_rate, "momentum": predicted_beta}],
+        steps=heatmap.steps,
+        log_every=1,
+        dtype=dtype,
+        devices=devices,
+    )
+    gd_steps = first_at_or_below(gd.loss_curve[0, 0], target, 1)
+    ball_steps = first_at_or_below(ball.loss_curve[0, 0], target, 1)
+    for quantity, predicted, measured in (
+        ("gd steps at 2/(L+mu)", np.nan, gd_steps),
+        ("heavy ball steps at its optimum", np.nan, ball_steps),
+        ("speedup of the heavy ball over gd", theory.predicted_speedup,
+         gd_steps / ball_steps if gd_steps > 0 and ball_steps > 0 else np.nan),
+    ):  # fmt: skip
+        rows.append(row(quantity, predicted, measured if measured != -1 else np.nan))
+    return rows
+
+
+class GridTables(NamedTuple):
+    cells: pd.DataFrame  # grids.csv
+    theory: pd.DataFrame  # theory.csv
+
+
+def run_grids(profile: str, *, dtype: str, devices=None) -> GridTables:
+    """Every heatmap of the profile (default or quick; full runs the default's)."""
+    profile = "quick" if profile == "quick" else "default"
+    cells, theory = [], []
+    for heatmap in HEATMAPS:
+        heatmap_cells, heatmap_theory = run_heatmap(heatmap, profile, dtype=dtype, devices=devices)
+        cells.append(heatmap_cells)
+        theory.extend(heatmap_theory)
+    return GridTables(pd.concat(cells, ignore_index=True), pd.DataFrame(theory))
