@@ -457,7 +457,7 @@ def run(argv: list[str]) -> int:
     from bench.baselines import FloorRates
     from bench.cache import RunCache
     from bench.conditioning import conditioning_table
-    from bench.grids import run_grids
+    from bench.grids import cells_from_convergence, run_grids
     from bench.lessons import run_lessons
     from bench.networks import NETWORK_REPEATS, run_networks
     from bench.report import grid_plots, lesson_plots, network_plots, plots, report_markdown, summary_markdown
@@ -515,6 +515,8 @@ def run(argv: list[str]) -> int:
                 lambda: run_grids(profile, dtype=args.dtype, devices=devices),
             )
             tables = tables._replace(grids=grids)
+        elif len(cells[0].grid) == 1:  # a custom run over (rate x one more axis): its heatmap
+            tables = tables._replace(grids=cells_from_convergence(tables.convergence, tables.summary))
     meta = _metadata(argv, device, tag, profile, args.dtype, cells, tables, repeats)
     if not writes:
         print(f"process {args.process_id}: done; process 0 writes {folder}/")
@@ -535,7 +537,7 @@ def run(argv: list[str]) -> int:
         frames = (tables.networks.convergence, tables.networks.summary, tables.networks.curves)
         for name, frame in zip(NETWORK_TABLES, frames, strict=True):
             files[name] = table_csv(name, frame).encode()
-    if tables.grids is not None:
+    if tables.grids is not None and len(tables.grids.theory):  # the profiles' heatmaps (bench.grids)
         for name, frame in zip(GRID_TABLES, (tables.grids.cells, tables.grids.theory), strict=True):
             files[name] = table_csv(name, frame).encode()
     files["summary.md"] = summary_markdown(tables, meta, sorted(images)).encode()

@@ -41,7 +41,7 @@ class Heatmap(NamedTuple):
 GRID_POINTS = {"default": 32, "quick": 16}
 HEATMAPS = (
     Heatmap("quadratic_k100", "momentum", (1e-3, 1.0), "momentum", (0.0, 0.99), 2_000, (0,)),
-    Heatmap("linear_regression", "momentum", (1e-6, 1e-2), "momentum", (0.0, 0.99), 5_000, (0,)),
+    Heatmap("linear_regression", "momentum", (1e-6, 1e-2), "momentum", (0.0, 0.99), 3_000, (0,)),
     Heatmap("xor", "adam", (1e-3, 1e1), "b1", (0.0, 0.99), 3_000, (0, 1, 2, 3)),
 )
 PROBLEMS = {"quadratic_k100": lambda: gdjax.quadratic(100.0), **KNOWN_PROBLEMS}
@@ -72,7 +72,7 @@ def run_heatmap(heatmap: Heatmap, profile: str, *, dtype: str, devices=None) -> 
     rates = np.geomspace(*heatmap.learning_rates, n)
     values = np.linspace(*heatmap.values, n)
     start, target = _start_and_target(problem)
-    res = gdjax.sweep(
+    program = gdjax.prepare_sweep(
         problem,
         heatmap.optimizer,
         grid={"learning_rate": rates, heatmap.axis: values},
@@ -82,6 +82,8 @@ def run_heatmap(heatmap: Heatmap, profile: str, *, dtype: str, devices=None) -> 
         dtype=dtype,
         devices=devices,
     )
+    compiled = program.compile()
+    res = program.result(program.execute(compiled))
     steps = first_at_or_below(res.loss_curve, target, 1)
     diverged = (res.diverged_at >= 0) | ~(res.final_loss <= start)
     median = median_steps(steps)
@@ -105,11 +107,13 @@ def run_heatmap(heatmap: Heatmap, profile: str, *, dtype: str, devices=None) -> 
     cells["best"] = np.arange(len(cells)) == best
     row, column = np.unravel_index(max(best, 0), (n, n))
     cells["best_on_edge"] = best >= 0 and (row in (0, n - 1) or column in (0, n - 1))
-    theory = _theory_rows(heatmap, problem, cells, dtype, devices) if heatmap.optimizer == "momentum" else []
+    theory = (
+        _theory_rows(heatmap, problem, cells, program, compiled) if heatmap.optimizer == "momentum" else []
+    )
     return cells, theory
 
 
-def _theory_rows(heatmap, problem, cells, dtype, devices) -> list[dict]:
+def _theory_rows(heatmap, problem, cells, program, compiled) -> list[dict]:
     """Predicted against measured: the best cell, the stability limit at four momenta, the speedup.
 
     ``cells_apart``: how far the prediction lies from the measurement, in
@@ -144,20 +148,16 @@ def _theory_rows(heatmap, problem, cells, dtype, devices) -> list[dict]:
                 stable.max() if len(stable) else np.nan, momentum=beta, step=rate_step, log=True)
         )  # fmt: skip
     _, target = _start_and_target(problem)
-    gd = gdjax.sweep(
-        problem, "gd", [theory.gd_optimal_rate], heatmap.steps, log_every=1, dtype=dtype, devices=devices
+    # both optima on the heatmap's compiled program: GD is the heavy ball at momentum 0 (v = g + 0 v = g)
+    optima = program.rerun(
+        seeds=heatmap.seeds[:1],
+        points=[
+            {"learning_rate": theory.gd_optimal_rate, "momentum": 0.0},
+            {"learning_rate": predicted_rate, "momentum": predicted_beta},
+        ],
     )
-    ball = gdjax.sweep(
-        problem,
-        "momentum",
-        points=[{"learning_rate": predicted_rate, "momentum": predicted_beta}],
-        steps=heatmap.steps,
-        log_every=1,
-        dtype=dtype,
-        devices=devices,
-    )
-    gd_steps = first_at_or_below(gd.loss_curve[0, 0], target, 1)
-    ball_steps = first_at_or_below(ball.loss_curve[0, 0], target, 1)
+    curves = optima.result(optima.execute(compiled)).loss_curve[0]
+    gd_steps, ball_steps = first_at_or_below(curves, target, 1)
     for quantity, predicted, measured in (
         ("gd steps at 2/(L+mu)", np.nan, gd_steps),
         ("heavy ball steps at its optimum", np.nan, ball_steps),
@@ -171,6 +171,41 @@ def _theory_rows(heatmap, problem, cells, dtype, devices) -> list[dict]:
 class GridTables(NamedTuple):
     cells: pd.DataFrame  # grids.csv
     theory: pd.DataFrame  # theory.csv
+
+
+def cells_from_convergence(convergence: pd.DataFrame, summary: pd.DataFrame) -> GridTables:
+    """A custom run's heatmap cells (``--grid`` with one axis beside the rate), in grids.csv's columns.
+
+    Steps to target at the logging interval (convergence.csv's), diverged as
+    the engine records it (``diverged_at``); the best cell is summary.csv's
+    best point. No theory (theory.csv's rows need a heatmap's own runs).
+    """
+    frames = []
+    for (problem, optimizer), runs in convergence.groupby(["problem", "optimizer"], sort=False):
+        best = summary[(summary["problem"] == problem) & (summary["optimizer"] == optimizer)].iloc[0]
+        steps = runs["steps_to_target"].where(runs["steps_to_target"] >= 0, np.inf)
+        by_point = runs.assign(steps=steps, diverged=runs["diverged_at"] >= 0).groupby(
+            ["learning_rate", "hyperparameters"], sort=True
+        )
+        cells = by_point.agg(
+            steps_to_target_median=("steps", "median"),
+            reached_fraction=("steps", lambda s: float(np.isfinite(s).mean())),
+            final_loss_median=("final_loss", "median"),
+            diverged_fraction=("diverged", "mean"),
+            target_loss=("target_loss", "first"),
+            n_seeds=("seed", "size"),
+        ).reset_index()
+        ((axis, _),) = (item.split("=") for item in cells["hyperparameters"].iloc[:1])
+        cells["axis"] = axis
+        cells["value"] = [float(text.split("=")[1]) for text in cells["hyperparameters"]]
+        cells["best"] = (cells["learning_rate"] == best["best_learning_rate"]) & (
+            cells["hyperparameters"] == best["best_hyperparameters"]
+        )
+        rates, values = np.unique(cells["learning_rate"]), np.unique(cells["value"])
+        on_edge = cells["learning_rate"].isin(rates[[0, -1]]) | cells["value"].isin(values[[0, -1]])
+        cells["best_on_edge"] = bool((cells["best"] & on_edge).any())
+        frames.append(cells.assign(problem=problem, optimizer=optimizer, steps=int(runs["steps"].iloc[0])))
+    return GridTables(pd.concat(frames, ignore_index=True), pd.DataFrame())
 
 
 def run_grids(profile: str, *, dtype: str, devices=None) -> GridTables:

@@ -21,7 +21,7 @@ from bench.report import (
     networks_table,
     theory_table,
 )
-from bench.tables import MACHINE_TABLES, SCHEMA, SCHEMA_VERSION, read_table
+from bench.tables import BOOL_COLUMNS, MACHINE_TABLES, SCHEMA, SCHEMA_VERSION, TEXT_COLUMNS, read_table
 
 ROOT = Path(__file__).parents[1]
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- end -->)", re.DOTALL)
@@ -31,12 +31,10 @@ def _numbers(frame: pd.DataFrame) -> pd.DataFrame:
     """read_table's text cells as numbers where they are numbers (the report's formatters want floats)."""
     converted = frame.copy()
     for column in converted:
-        numeric = pd.to_numeric(converted[column].replace({"": "nan"}), errors="coerce")
-        if numeric.notna().sum() == (converted[column] != "").sum() and column not in ("hyperparameters",):
-            converted[column] = numeric
-    for column in ("best_on_edge", "best"):
-        if column in converted:
+        if column in BOOL_COLUMNS:
             converted[column] = converted[column] == "True"
+        elif column not in TEXT_COLUMNS:
+            converted[column] = pd.to_numeric(converted[column].replace({"": "nan"}))
     return converted
 
 

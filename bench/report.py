@@ -674,9 +674,13 @@ def grid_plots(grids) -> dict[str, bytes]:
         x_edges = np.exp(np.append(log_edges - step / 2, log_edges[-1] + step / 2))
         y_step = values[1] - values[0]
         y_edges = np.append(values - y_step / 2, values[-1] + y_step / 2)
-        shown = np.where(np.isfinite(steps) & ~diverged, steps, np.nan)
+        label = "steps to target (median over seeds)"
+        if not np.isfinite(steps).any():  # no cell reached a target (or there is none): the final loss
+            steps = ordered["final_loss_median"].to_numpy(float).reshape(shape).T
+            label = "final loss (median over seeds; no cell reached a target)"
+        shown = np.where(np.isfinite(steps) & (steps > 0) & ~diverged, steps, np.nan)
         mesh = axes.pcolormesh(x_edges, y_edges, shown, norm=LogNorm(), cmap="viridis_r", shading="flat")
-        figure.colorbar(mesh, ax=axes, label="steps to target (median over seeds)")
+        figure.colorbar(mesh, ax=axes, label=label)
         grid_x, grid_y = np.meshgrid(rates, values)
         axes.scatter(
             grid_x[diverged], grid_y[diverged], marker="x", s=10, color="firebrick", label="diverged"
@@ -704,7 +708,7 @@ def grid_plots(grids) -> dict[str, bytes]:
         axes.set_ylim(y_edges[0], y_edges[-1])
         axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize="small")
         seeds = int(cells["n_seeds"].iloc[0])
-        title = f"{problem}, {optimizer}: steps to target ({seeds} seed{'s' if seeds > 1 else ''})"
+        title = f"{problem}, {optimizer} ({seeds} seed{'s' if seeds > 1 else ''})"
         axes.set(xscale="log", xlabel="learning rate", ylabel=axis, title=title)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
@@ -745,5 +749,5 @@ def grids_section(grids) -> list[str]:
             zip(grids.cells["problem"], grids.cells["optimizer"], strict=True)
         )
     ]
-    return ["## Grids over two hyperparameters, and theory", "", GRIDS_NOTE, "", *pictures, "",
-            theory_table(grids.theory), ""]  # fmt: skip
+    theory = [theory_table(grids.theory), ""] if len(grids.theory) else []
+    return ["## Grids over two hyperparameters, and theory", "", GRIDS_NOTE, "", *pictures, "", *theory]

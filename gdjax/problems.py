@@ -375,6 +375,9 @@ def quadratic(condition_number: float = 100.0, x0=(1.0, 1.0), angle: float = np.
     ``A`` is ``diag(1, condition_number)`` rotated by ``angle`` (default 30
     degrees), so that no optimizer's per-coordinate scaling (Adam's) undoes
     the conditioning by itself. Plain GD's steps grow with the condition number.
+    ``A`` is the problem's data (``X``, flattened to one row), not a
+    constant of its loss, so quadratics of every condition number share one
+    compiled program per optimizer.
     """
     if not _is_finite_number(condition_number) or condition_number < 1:
         raise ValueError(f"condition_number must be a finite number >= 1; got {condition_number!r}")
@@ -384,11 +387,22 @@ def quadratic(condition_number: float = 100.0, x0=(1.0, 1.0), angle: float = np.
     rotation = np.array([[c, -s], [s, c]])
     matrix = rotation @ np.diag([1.0, float(condition_number)]) @ rotation.T
 
-    def f(x):
-        x = jnp.asarray(x)
-        return 0.5 * x @ jnp.asarray(matrix, x.dtype) @ x  # float32 or float64, as the sweep runs
+    start = np.asarray(x0, dtype=np.float64)
+    if start.shape != (2,) or not np.all(np.isfinite(start)):
+        raise ValueError(f"x0 must be two finite numbers; got {x0!r}")
+    return Problem(
+        f"quadratic_k{condition_number:g}",
+        matrix.reshape(1, 4),
+        np.zeros(1),
+        quadratic_form,
+        lambda seed: start.copy(),
+    )
 
-    return function_problem(f, x0, name=f"quadratic_k{condition_number:g}")
+
+def quadratic_form(params, X, y):
+    """``0.5 x^T A x`` with ``A`` the one row of ``X`` (gdjax.quadratic's loss); ``y`` is not used."""
+    matrix = X[0].reshape(2, 2)
+    return 0.5 * params @ matrix @ params
 
 
 def _is_finite_number(value) -> bool:

@@ -408,3 +408,7 @@ def test_a_grid_run_writes_each_points_hyperparameters_and_reruns_the_best_point
     }
     alone = gdjax.sweep(gdjax.xor(), "momentum", points=[best], steps=400, seeds=FRESH_SEEDS, log_every=100)
     assert float(tuned["final_loss_mean"]) == pytest.approx(float(np.mean(alone.final_loss)), rel=1e-6)
+    # one axis beside the rate: its heatmap is in the report (no theory.csv: that is the profiles')
+    assert (folder / "grid-xor-momentum.png").read_bytes().startswith(b"\x89PNG")
+    assert "grid-xor-momentum.png" in (folder / "report.md").read_text()
+    assert not (folder / "theory.csv").exists()
