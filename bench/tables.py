@@ -210,7 +210,8 @@ SCHEMA["grids.csv"] = {
     "final_loss_median": "median loss after the last step",
     "diverged_fraction": "fraction of seeds diverged: non-finite, or the final loss above the starting loss",
     "best": "True for the cell with the fewest steps to target (ties: the first in row-major order)",
-    "best_on_edge": "True when that cell is on the grid's edge (the grid may be too small)",
+    "best_on_edge": "the same on every row of a heatmap: True when its best cell is on the grid's edge "
+    "(the grid may be too small)",
 }
 SCHEMA["theory.csv"] = {
     "problem": "problem whose loss is quadratic (gdjax.theory: L and mu from its Hessian)",

@@ -51,8 +51,6 @@ def test_compares_one_device_with_all_and_keeps_other_machines(device_results):
     mine = devices[devices["machine"] != OTHER_MACHINE]
     assert set(zip(mine["device"], mine["device_count"], strict=True)) == {("cpu", 1), ("cpu", 2)}
     assert len(mine) == 2 * 2 * 4  # device groups x problems x optimizers
-    one_device = mine[mine["device_count"] == 1]
-    assert (one_device["speedup_over_one_cpu"] == 1).all()
     both = mine.set_index(["problem", "optimizer", "device_count"])["ns_per_lr_step"]
     two = mine[mine["device_count"] == 2].set_index(["problem", "optimizer"])
     ratio = both.xs(1, level="device_count") / both.xs(2, level="device_count")

@@ -1,11 +1,13 @@
 """The tuned comparison: statistics against textbook values, tuneability, fresh seeds."""
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import gdjax
-from bench.baselines import sigmoid
+from bench.baselines import textbook_xor_backprop
 from bench.metrics import convergence_frame, summarize
 from bench.suites import build_suite
 from bench.tuned import FRESH_SEEDS, mean_std_interval, tuneable_range, tuned_table
@@ -54,22 +56,28 @@ def test_tuneable_range_of_a_grid_that_diverged_everywhere_is_the_best_rate_alon
 
 
 def test_tuned_table_reruns_the_best_rate_on_fresh_seeds():
+    """The tuned row against the textbook numpy backprop loop run on each fresh seed, and scipy's interval."""
     problem = gdjax.xor()
     (cell,) = build_suite(["xor"], ["gd"], quick=True)
-    result = gdjax.sweep(problem, "gd", cell.learning_rates, cell.steps, seeds=cell.seeds, log_every=100)
-    convergence = convergence_frame(result, problem)
-    summary = pd.DataFrame([summarize(convergence, problem)])
-    (row,) = tuned_table(summary, convergence, [cell], {"xor": problem}, dtype="float32").itertuples()
+    with jax.enable_x64(True):
+        result = gdjax.sweep(
+            problem, "gd", cell.learning_rates, cell.steps, seeds=cell.seeds, log_every=100, dtype="float64"
+        )
+        convergence = convergence_frame(result, problem)
+        summary = pd.DataFrame([summarize(convergence, problem)])
+        (row,) = tuned_table(summary, convergence, [cell], {"xor": problem}, dtype="float64").itertuples()
     assert row.n_seeds == len(FRESH_SEEDS) >= 10
     assert not set(FRESH_SEEDS) & set(cell.seeds)
-    fresh = gdjax.sweep(problem, "gd", [row.learning_rate], cell.steps, seeds=FRESH_SEEDS, log_every=100)
-    outputs = [
-        sigmoid(sigmoid(problem.X @ fresh.params["W0"][s, 0]) @ fresh.params["W1"][s, 0])
-        for s in range(len(FRESH_SEEDS))
-    ]
-    solved = [bool(np.all((np.asarray(out) > 0.5) == (problem.y > 0.5))) for out in outputs]
+    losses, solved = [], []
+    for seed in FRESH_SEEDS:
+        start = problem.init(seed)
+        W0, W1, out = textbook_xor_backprop(
+            problem.X, problem.y, start["W0"], start["W1"], row.learning_rate, cell.steps
+        )
+        losses.append(float(problem.loss({"W0": W0, "W1": W1}, problem.X, problem.y)))
+        solved.append(bool(np.all((out > 0.5) == (problem.y > 0.5))))
     # reaching the target (loss <= 0.01) implies solving; here the two agree seed by seed
     assert row.reached_fraction == pytest.approx(np.mean(solved))
-    losses = fresh.final_loss[:, 0]
-    np.testing.assert_allclose(row.final_loss_mean, losses.mean(), rtol=1e-6)
-    assert row.final_loss_ci_low <= row.final_loss_mean <= row.final_loss_ci_high
+    np.testing.assert_allclose(row.final_loss_mean, np.mean(losses), rtol=1e-6)
+    low, high = stats.t.interval(0.95, len(losses) - 1, loc=np.mean(losses), scale=stats.sem(losses))
+    np.testing.assert_allclose([row.final_loss_ci_low, row.final_loss_ci_high], [low, high], rtol=1e-6)
