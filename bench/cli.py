@@ -415,6 +415,10 @@ def run(argv: list[str]) -> int:
         if args.lrs is not None:
             raise UsageError("give the learning rates once: --lrs or --grid learning_rate=...")
         args.lrs = grid.pop("learning_rate")
+        if not np.all(np.isfinite(args.lrs) & (args.lrs > 0)):
+            raise UsageError(
+                f"--grid learning_rate: the rates must be positive finite numbers; got {args.lrs}"
+            )
     custom = any(value is not None for value in (args.lrs, args.seeds, args.steps)) or (
         list(problems) != list(PROBLEMS)
         or args.optimizers != list(SUITE_OPTIMIZERS)
@@ -440,11 +444,11 @@ def run(argv: list[str]) -> int:
             grid=grid,
             schedule=args.schedule,
         )
-        if grid or args.schedule != "constant":  # refuse a name an optimizer lacks before anything runs
+        if grid or args.schedule != "constant":  # refuse a name or value before anything runs
             for cell in cells:
                 gdjax.prepare_sweep(
                     problems[cell.problem], cell.optimizer, steps=cell.steps, seeds=cell.seeds[:1],
-                    grid={"learning_rate": cell.learning_rates[:1], **{n: v[:1] for n, v in cell.grid}},
+                    grid={"learning_rate": cell.learning_rates, **dict(cell.grid)},
                     schedule=cell.schedule, devices=[device], memory_limit=2**62,
                 )  # fmt: skip
     except ValueError as error:

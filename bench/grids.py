@@ -204,7 +204,14 @@ def cells_from_convergence(convergence: pd.DataFrame, summary: pd.DataFrame) -> 
         rates, values = np.unique(cells["learning_rate"]), np.unique(cells["value"])
         on_edge = cells["learning_rate"].isin(rates[[0, -1]]) | cells["value"].isin(values[[0, -1]])
         cells["best_on_edge"] = bool((cells["best"] & on_edge).any())
-        frames.append(cells.assign(problem=problem, optimizer=optimizer, steps=int(runs["steps"].iloc[0])))
+        frames.append(
+            cells.assign(
+                problem=problem,
+                optimizer=optimizer,
+                steps=int(runs["steps"].iloc[0]),
+                schedule=runs["schedule"].iloc[0],
+            )
+        )
     return GridTables(pd.concat(frames, ignore_index=True), pd.DataFrame())
 
 

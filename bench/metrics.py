@@ -22,8 +22,12 @@ def steps_to_target(result: gdjax.SweepResult, target: float) -> np.ndarray:
 
 
 def point_text(values: dict) -> str:
-    """A point's swept hyperparameters other than the learning rate as text: ``momentum=0.9;b1=0.8``."""
-    return ";".join(f"{name}={float(value):.7g}" for name, value in values.items())
+    """A point's swept hyperparameters other than the learning rate as text: ``momentum=0.9;b1=0.8``.
+
+    Each value is written as Python's ``repr`` of the float, which reads back
+    exactly: the best point is rerun with the very values of the grid.
+    """
+    return ";".join(f"{name}={float(value)!r}" for name, value in values.items())
 
 
 def parse_point(text: str) -> dict[str, float]:

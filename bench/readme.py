@@ -31,9 +31,7 @@ def _numbers(frame: pd.DataFrame) -> pd.DataFrame:
     """read_table's text cells as numbers where they are numbers (the report's formatters want floats)."""
     converted = frame.copy()
     for column in converted:
-        if column in BOOL_COLUMNS:
-            converted[column] = converted[column] == "True"
-        elif column not in TEXT_COLUMNS:
+        if column not in TEXT_COLUMNS | BOOL_COLUMNS:  # read_table gives True/False as booleans already
             converted[column] = pd.to_numeric(converted[column].replace({"": "nan"}))
     return converted
 

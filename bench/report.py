@@ -647,10 +647,13 @@ def networks_section(networks) -> list[str]:
 def grid_plots(grids) -> dict[str, bytes]:
     """grid-<problem>-<optimizer>.png: steps to target over (learning rate x the second axis).
 
-    Diverged cells are crossed, cells that never reached the target left
-    blank, the fastest cell starred; on a quadratic loss the heavy ball's
-    predicted stability limit 2 (1 + beta) / L is drawn as a line and its
-    predicted optimum (lr*, beta*) as a circle (gdjax.theory).
+    One square per grid point, whatever the axes' spacing (the ticks name the
+    values). Diverged cells are crossed, cells that never reached the target
+    left blank, the best cell starred; where no cell reached a target the
+    colour is the final loss. On a quadratic loss with a constant rate, the
+    heavy ball's predicted stability limit 2 (1 + beta) / L is drawn as a line
+    and its predicted optimum (lr*, beta*) as a circle (gdjax.theory). A grid
+    with one value on an axis has no picture.
     """
     import matplotlib
 
@@ -658,63 +661,99 @@ def grid_plots(grids) -> dict[str, bytes]:
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
-    from bench.grids import PROBLEMS
-    from gdjax.theory import curvature
-
     images = {}
     for (problem, optimizer), cells in grids.cells.groupby(["problem", "optimizer"], sort=False):
         rates, values = np.unique(cells["learning_rate"]), np.unique(cells["value"])
+        if len(rates) < 2 or len(values) < 2:
+            continue
         shape = (len(rates), len(values))
         ordered = cells.sort_values(["learning_rate", "value"])
         steps = ordered["steps_to_target_median"].to_numpy(float).reshape(shape).T
         diverged = ordered["diverged_fraction"].to_numpy(float).reshape(shape).T > 0
-        figure, axes = plt.subplots(figsize=(6.4, 4.6))
-        log_edges = np.log(rates)
-        step = log_edges[1] - log_edges[0]
-        x_edges = np.exp(np.append(log_edges - step / 2, log_edges[-1] + step / 2))
-        y_step = values[1] - values[0]
-        y_edges = np.append(values - y_step / 2, values[-1] + y_step / 2)
-        label = "steps to target (median over seeds)"
-        if not np.isfinite(steps).any():  # no cell reached a target (or there is none): the final loss
+        reached = np.isfinite(steps).any()
+        if not reached:  # no cell reached a target (or there is none): the final loss
             steps = ordered["final_loss_median"].to_numpy(float).reshape(shape).T
-            label = "final loss (median over seeds; no cell reached a target)"
         shown = np.where(np.isfinite(steps) & (steps > 0) & ~diverged, steps, np.nan)
-        mesh = axes.pcolormesh(x_edges, y_edges, shown, norm=LogNorm(), cmap="viridis_r", shading="flat")
+        figure, axes = plt.subplots(figsize=(6.4, 4.6))
+        columns, rows = np.arange(len(rates)), np.arange(len(values))
+        mesh = axes.pcolormesh(
+            np.append(columns, len(rates)) - 0.5,
+            np.append(rows, len(values)) - 0.5,
+            shown,
+            norm=LogNorm() if np.isfinite(shown).any() else None,
+            cmap="viridis_r",
+            shading="flat",
+        )
+        label = "steps to target (median over seeds)" if reached else "final loss (median over seeds)"
         figure.colorbar(mesh, ax=axes, label=label)
-        grid_x, grid_y = np.meshgrid(rates, values)
+        grid_x, grid_y = np.meshgrid(columns, rows)
         axes.scatter(
             grid_x[diverged], grid_y[diverged], marker="x", s=10, color="firebrick", label="diverged"
         )
         best = cells[cells["best"]]
         if len(best):
+            at = (
+                np.searchsorted(rates, best["learning_rate"].iloc[0]),
+                np.searchsorted(values, best["value"].iloc[0]),
+            )
+            what = (
+                f"fastest: {_fmt(best['steps_to_target_median'].iloc[0])} steps"
+                if reached
+                else "lowest final loss"
+            )
             edge = " (on the edge)" if best["best_on_edge"].iloc[0] else ""
-            axes.scatter(best["learning_rate"], best["value"], marker="*", s=160, color="white",
-                         edgecolors="black", label=f"fastest: {_fmt(best['steps_to_target_median'].iloc[0])} "
-                         f"steps{edge}")  # fmt: skip
+            axes.scatter(*at, marker="*", s=160, color="white", edgecolors="black", label=what + edge)
         axis = cells["axis"].iloc[0]
-        if optimizer == "momentum" and axis == "momentum":
-            try:
-                theory = curvature(PROBLEMS[problem]())
-            except ValueError:
-                theory = None
-            if theory is not None:
-                betas = np.linspace(values[0], values[-1], 100)
-                axes.plot(theory.heavy_ball_limit(betas), betas, color="black", linestyle="--",
-                          label="predicted limit 2(1+β)/L")  # fmt: skip
-                rate, beta = theory.heavy_ball_optimum
-                axes.scatter([rate], [beta], marker="o", s=80, facecolors="none", edgecolors="black",
-                             label=f"predicted optimum ({rate:.3g}, {beta:.3g})")  # fmt: skip
-        axes.set_xlim(x_edges[0], x_edges[-1])
-        axes.set_ylim(y_edges[0], y_edges[-1])
+        constant = (cells["schedule"] == "constant").all() if "schedule" in cells else True
+        if optimizer == "momentum" and axis == "momentum" and constant:
+            _draw_heavy_ball_theory(axes, problem, rates, values)
+        for set_ticks, set_labels, grid in ((axes.set_xticks, axes.set_xticklabels, rates),
+                                            (axes.set_yticks, axes.set_yticklabels, values)):  # fmt: skip
+            ticks = np.unique(np.linspace(0, len(grid) - 1, min(len(grid), 6)).round().astype(int))
+            set_ticks(ticks)
+            set_labels([_fmt(float(grid[i])) for i in ticks])
+        axes.set_xlim(-0.5, len(rates) - 0.5)
+        axes.set_ylim(-0.5, len(values) - 0.5)
         axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize="small")
         seeds = int(cells["n_seeds"].iloc[0])
         title = f"{problem}, {optimizer} ({seeds} seed{'s' if seeds > 1 else ''})"
-        axes.set(xscale="log", xlabel="learning rate", ylabel=axis, title=title)
+        axes.set(xlabel="learning rate (one column per grid value)", ylabel=axis, title=title)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
         plt.close(figure)
         images[f"grid-{problem}-{optimizer}.png"] = buffer.getvalue()
     return images
+
+
+def _draw_heavy_ball_theory(axes, problem: str, rates: np.ndarray, values: np.ndarray) -> None:
+    """The heavy ball's predicted limit and optimum in a heatmap's grid coordinates."""
+    from bench.grids import PROBLEMS
+    from gdjax.theory import curvature
+
+    try:
+        theory = curvature(PROBLEMS[problem]())
+    except (KeyError, ValueError):  # a problem of one's own, or a loss that is not quadratic
+        return
+    columns, rows = np.arange(len(rates)), np.arange(len(values))
+
+    def column_of(rate):
+        return np.interp(np.log(rate), np.log(rates), columns, left=np.nan, right=np.nan)
+
+    betas = np.linspace(values[0], values[-1], 100)
+    limit = column_of(theory.heavy_ball_limit(betas))
+    axes.plot(
+        limit, np.interp(betas, values, rows), color="black", linestyle="--", label="predicted limit 2(1+β)/L"
+    )
+    rate, beta = theory.heavy_ball_optimum
+    axes.scatter(
+        [column_of(rate)],
+        [np.interp(beta, values, rows, left=np.nan, right=np.nan)],
+        marker="o",
+        s=80,
+        facecolors="none",
+        edgecolors="black",
+        label=f"predicted optimum ({rate:.3g}, {beta:.3g})",
+    )
 
 
 THEORY_HEADER = ["problem", "κ", "quantity", "at momentum", "predicted", "measured", "grid steps apart"]
@@ -731,11 +770,13 @@ def theory_table(theory: pd.DataFrame) -> str:
 
 
 GRIDS_NOTE = (
-    "Each picture is one compiled sweep over a grid of (learning rate x a second hyperparameter), the loss "
-    "logged every step: steps to the problem's target per cell (median over seeds), diverged cells crossed "
-    "(the loss non-finite or ending above its start), the fastest cell starred. On a quadratic loss the "
-    "heavy ball's predicted stability limit and optimum are drawn beside the measurement (gdjax.theory); "
-    "the optimum is asymptotic, and finite-time counts favour a slightly larger momentum."
+    "Each picture is one compiled sweep over a grid of (learning rate x a second hyperparameter): steps to "
+    "the problem's target per cell (median over seeds), diverged cells crossed, the best cell starred. The "
+    "profiles' heatmaps log the loss every step (exact counts) and count a run as diverged when its loss "
+    "went non-finite or ended above its start; a custom --grid run's use its logging interval and "
+    "diverged_at, and its star is summary.csv's best point. On a quadratic loss at a constant rate the heavy "
+    "ball's predicted stability limit and optimum are drawn beside the measurement (gdjax.theory); the "
+    "optimum is asymptotic, and finite-time counts favour a slightly larger momentum."
 )
 
 

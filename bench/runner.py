@@ -111,7 +111,11 @@ def _run_cells(cells, problems, cache, *, dtype, repeats, devices, progress) -> 
     timing, convergence, curves, summary, reruns = [], [], [], [], {}
     for cell in cells:
         problem = problems[cell.problem]
-        n_runs = len(cell.learning_rates) * len(cell.seeds)
+        n_runs = (
+            len(cell.learning_rates)
+            * int(np.prod([len(values) for _, values in cell.grid]))
+            * len(cell.seeds)
+        )
         bar.set_description(f"{cell.problem} {cell.optimizer} ({n_runs} runs x {cell.steps} steps)")
         if cell.problem not in textbook_ns:
             textbook = cache.get(

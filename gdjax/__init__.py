@@ -2,6 +2,8 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from gdjax import schedules as schedules
+from gdjax import theory as theory
 from gdjax.checks import DTYPES as DTYPES
 from gdjax.engine import SweepProgram as SweepProgram
 from gdjax.engine import prepare_sweep as prepare_sweep

@@ -38,26 +38,22 @@ def check_dtype(dtype) -> str:
     return name
 
 
-def check_learning_rates(learning_rates, dtype: str) -> np.ndarray:
+def check_learning_rates(learning_rates, dtype: str, name: str = "learning_rates") -> np.ndarray:
     try:
         rates = np.atleast_1d(np.asarray(learning_rates, dtype=np.float64))
     except (TypeError, ValueError):
-        raise TypeError(f"learning_rates must be positive finite numbers; got {learning_rates!r}") from None
+        raise TypeError(f"{name} must be positive finite numbers; got {learning_rates!r}") from None
     if rates.ndim != 1 or rates.size == 0:
-        raise ValueError(
-            f"learning_rates must be a non-empty 1-D sequence of numbers; got shape {rates.shape}"
-        )
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of numbers; got shape {rates.shape}")
     bad = rates[~(np.isfinite(rates) & (rates > 0))]
     if bad.size:
-        raise ValueError(f"learning_rates must be positive and finite; got {float(bad[0])!r}")
+        raise ValueError(f"{name} must be positive and finite; got {float(bad[0])!r}")
     info = np.finfo(dtype)
     if np.any(rates > info.max):
-        raise ValueError(
-            f"learning_rates must be at most {info.max:.3g} in {dtype}; got {float(rates.max())!r}"
-        )
+        raise ValueError(f"{name} must be at most {info.max:.3g} in {dtype}; got {float(rates.max())!r}")
     if np.any(rates.astype(dtype) == 0):
         raise ValueError(
-            f"learning_rates must be at least {info.smallest_subnormal:.3g} in {dtype} (less rounds to 0); "
+            f"{name} must be at least {info.smallest_subnormal:.3g} in {dtype} (less rounds to 0); "
             f"got {float(rates.min())!r}"
         )
     return rates

@@ -166,7 +166,7 @@ class SweepProgram:
     problem: Problem
     optimizer: str
     hyperparameters: dict[str, np.ndarray]
-    axes: tuple[str, ...]  # the names of hyperparameters swept (learning_rate first)
+    axes: tuple[str, ...]  # the names of the hyperparameters swept, in the grid's order
     grid_shape: tuple[int, ...] | None  # the grid's shape (row-major points); None for a list of points
     schedule: str
     seeds: np.ndarray
@@ -385,7 +385,7 @@ class SweepProgram:
                 f"a rerun of {len(rerun.seeds)} seeds x {rerun.n_points} points does not fit in "
                 f"this sweep's {self.mesh.size * n_tiles * tile} runs"
             )
-        if set(rerun.hyperparameters) != set(self.hyperparameters):
+        if set(rerun.axes) != set(self.axes) or set(rerun.hyperparameters) != set(self.hyperparameters):
             raise ValueError(
                 f"a rerun must sweep what this sweep does ({', '.join(self.axes)}); "
                 f"got {', '.join(rerun.axes)}"

@@ -60,8 +60,8 @@ def sweep_points(learning_rates, grid, points, dtype: str) -> tuple[dict[str, np
         if isinstance(points, Mapping | str) or not isinstance(points, Sequence) or not points:
             raise TypeError(f"points must be a non-empty list of dicts {{name: value}}; got {points!r}")
         names = list(points[0]) if isinstance(points[0], Mapping) else None
-        if names is None or any(not isinstance(p, Mapping) or list(p) != names for p in points):
-            raise ValueError(f"points must be dicts with the same names in the same order; got {points!r}")
+        if names is None or any(not isinstance(p, Mapping) or set(p) != set(names) for p in points):
+            raise ValueError(f"points must be dicts with the same names; got {points!r}")
         values = {name: _axis_values(f"points[...][{name!r}]", [p[name] for p in points]) for name in names}
         shape = None
     if LEARNING_RATE not in values:
@@ -69,16 +69,23 @@ def sweep_points(learning_rates, grid, points, dtype: str) -> tuple[dict[str, np
     for name in values:
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"hyperparameter names must be argument names; got {name!r}")
-    values[LEARNING_RATE] = check_learning_rates(values[LEARNING_RATE], dtype)
+    where = "grid['learning_rate']" if grid is not None else "points[...]['learning_rate']"
+    values[LEARNING_RATE] = check_learning_rates(values[LEARNING_RATE], dtype, where)
     return values, shape
 
 
 def _axis_values(where: str, values) -> np.ndarray:
+    if (
+        isinstance(values, str | bytes | Mapping)
+        or np.ndim(values) != 1
+        or any(isinstance(value, bool | np.bool_) for value in np.asarray(values, dtype=object))
+    ):
+        raise TypeError(f"{where} must be a non-empty 1-D sequence of numbers (no flags); got {values!r}")
     try:
         array = np.atleast_1d(np.asarray(values, dtype=np.float64))
     except (TypeError, ValueError):
         raise TypeError(f"{where} must be finite numbers; got {values!r}") from None
-    if array.ndim != 1 or array.size == 0 or isinstance(values, str | bool):
+    if array.size == 0:
         raise ValueError(f"{where} must be a non-empty 1-D sequence of numbers; got {values!r}")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{where} must be finite; got {values!r}")
@@ -125,10 +132,17 @@ def data_hyperparameters(
     n_points = len(values[LEARNING_RATE])
     scheduled = schedule_defaults(schedule, steps)
     arguments = _arguments(factory)
-    known = sorted(
-        [LEARNING_RATE, *scheduled]
-        + [name for name, p in (arguments or {}).items() if _may_be_axis(p) and name not in PASSED_BY_ENGINE]
-    )
+    shapes = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(np.shape(leaf)[1:], dtype), params)
+    trial = functools.partial(_cannot_be_data, factory, schedule, dtype, shapes)
+
+    def known() -> str:  # the names a refusal lists: numeric arguments that can be data
+        candidates = [
+            name for name, p in (arguments or {}).items() if _may_be_axis(p) and name not in PASSED_BY_ENGINE
+        ]
+        return ", ".join(
+            sorted([LEARNING_RATE, *scheduled, *(n for n in candidates if not trial((LEARNING_RATE, n)))])
+        )
+
     for name in values:
         if name == LEARNING_RATE:
             continue
@@ -143,7 +157,7 @@ def data_hyperparameters(
             reason = "not a numeric hyperparameter of" if name in arguments else "not an argument of"
             raise ValueError(
                 f"{name!r} is {reason} optimizer {optimizer!r} with schedule {schedule!r}; "
-                f"its hyperparameters: {', '.join(known)}"
+                f"its hyperparameters: {known()}"
             )
     data = {**{name: np.full(n_points, value) for name, value in scheduled.items()}, **values}
     check_schedule_values(schedule, {name: data[name] for name in scheduled})
@@ -152,8 +166,6 @@ def data_hyperparameters(
         for name, p in (arguments or {}).items()
         if name not in data and name not in PASSED_BY_ENGINE and _is_float(p.default)
     }
-    shapes = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(np.shape(leaf)[1:], dtype), params)
-    trial = functools.partial(_cannot_be_data, factory, schedule, dtype, shapes)
     for name in sorted(values, key=lambda name: name != LEARNING_RATE):  # the learning rate first
         error = trial((LEARNING_RATE, name) if name != LEARNING_RATE else (LEARNING_RATE,))
         if error:

@@ -47,7 +47,7 @@ class SweepResult:
             problem without metrics.
         final_metrics: name -> (n_seeds, n_lrs), the metrics after the last step.
         grid: name -> (n_points,): each point's value of every swept
-            hyperparameter (``learning_rate`` first).
+            hyperparameter, in the order of the grid's axes.
         grid_shape: the shape of a ``grid=`` sweep (points in row-major
             order: ``final_loss.reshape(n_seeds, *grid_shape)``); None for
             ``points=`` and ``learning_rates=``.

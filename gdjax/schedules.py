@@ -104,7 +104,10 @@ def check_schedule_values(schedule: str, values: dict) -> None:
                 "schedule 'warmup_cosine': warmup_steps must be >= 0 and below decay_steps; got warmup_steps "
                 f"{float(warmup[bad][0])!r} with decay_steps {float(decay[bad][0])!r}"
             )
-    if schedule in ("cosine", "warmup_cosine") and ((values["alpha"] < 0) | (values["alpha"] > 1)).any():
-        raise ValueError(f"schedule {schedule!r}: alpha must be in [0, 1]; got {values['alpha']!r}")
+    if schedule in ("cosine", "warmup_cosine"):
+        bad = values["alpha"][(values["alpha"] < 0) | (values["alpha"] > 1)]
+        if bad.size:
+            raise ValueError(f"schedule {schedule!r}: alpha must be in [0, 1]; got {float(bad[0])!r}")
     if schedule == "inverse_time" and (values["decay_rate"] < 0).any():
-        raise ValueError(f"schedule 'inverse_time': decay_rate must be >= 0; got {values['decay_rate']!r}")
+        bad = float(values["decay_rate"][values["decay_rate"] < 0][0])
+        raise ValueError(f"schedule 'inverse_time': decay_rate must be >= 0; got {bad!r}")

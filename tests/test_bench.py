@@ -183,6 +183,9 @@ def test_non_numeric_cell_is_reported_with_row_and_column(small_results, tmp_pat
         (["--lrs", "0.1", "--grid", "learning_rate=0.2"], "give the learning rates once"),
         (["--grid", "momentum=0.5", "--grid", "momentum=0.9"], "--grid: each hyperparameter once"),
         (["--schedule", "linear"], "invalid choice: 'linear'"),
+        (["--grid", "learning_rate=-1,0.1"], "--grid learning_rate: the rates must be positive finite"),
+        (["--optimizers", "gd", "--lrs", "0.1", "--schedule", "warmup_cosine", "--grid",
+          "warmup_steps=0,5000", "--steps", "100"], "got warmup_steps 5000.0 with decay_steps 100.0"),
         (["--optimizers", "gd", "--lrs", "0.1", "--schedule", "warmup_cosine", "--grid", "warmup_steps=5000",
           "--steps", "100"], "warmup_steps must be >= 0 and below decay_steps"),
     ],
@@ -397,7 +400,7 @@ def test_a_grid_run_writes_each_points_hyperparameters_and_reruns_the_best_point
     assert main([*argv, "--out", str(tmp_path)]) == 0
     folder = tmp_path / "cpu-custom"
     convergence = tables.read_table(folder / "convergence.csv")
-    assert sorted(set(convergence["hyperparameters"])) == ["momentum=0", "momentum=0.45", "momentum=0.9"]
+    assert sorted(set(convergence["hyperparameters"])) == ["momentum=0.0", "momentum=0.45", "momentum=0.9"]
     assert len(convergence) == 2 * 3 * 2
     summary, tuned = (tables.read_table(folder / name).iloc[0] for name in ("summary.csv", "tuned.csv"))
     assert summary["best_hyperparameters"] in set(convergence["hyperparameters"])

@@ -11,7 +11,7 @@ from references import optax_python_loop
 from test_engine import _count_compiles
 
 import gdjax
-from gdjax.schedules import SCHEDULES, learning_rate_schedule
+from gdjax.schedules import learning_rate_schedule, schedule_defaults
 
 RATES = [1e-4, 3e-4, 1e-3]
 MOMENTA = [0.5, 0.9, 0.99]
@@ -57,6 +57,18 @@ def test_points_run_as_given_and_equal_the_grid_points():
     res = gdjax.sweep(problem, "momentum", points=points, steps=200)
     assert res.grid_shape is None
     np.testing.assert_array_equal(res.final_loss[0], grid.final_loss[0, [5, 0]])
+
+
+def test_a_rerun_must_sweep_the_grids_own_axes():
+    grid = gdjax.prepare_sweep(
+        gdjax.quadratic(10.0), "momentum", grid={"learning_rate": [0.01, 0.1], "momentum": MOMENTA}, steps=50
+    )
+    with pytest.raises(ValueError, match="a rerun must sweep what this sweep does"):
+        grid.rerun([0.01])  # momentum would silently take its default 0.9
+    rerun = grid.rerun(seeds=[5], points=[{"momentum": 0.5, "learning_rate": 0.1}])  # any order of names
+    alone = gdjax.sweep(gdjax.quadratic(10.0), "momentum", grid={"learning_rate": [0.1], "momentum": [0.5]},
+                        steps=50, seeds=[5])  # fmt: skip
+    np.testing.assert_array_equal(rerun.run().final_loss, alone.final_loss)
 
 
 def test_a_new_grid_of_the_same_shape_does_not_recompile():
@@ -116,7 +128,9 @@ LR = {"learning_rate": [0.1]}
         ({"grid": {**LR, "momentum": []}}, r"grid\['momentum'\] must be a non-empty"),
         ({"grid": {**LR, "momentum": ["high"]}}, r"grid\['momentum'\] must be finite numbers"),
         ({"grid": {**LR, "momentum": [np.nan]}}, r"must be finite"),
-        ({"grid": {"learning_rate": [0.0]}}, r"learning_rates must be positive"),
+        ({"grid": {"learning_rate": [0.0]}}, r"grid\['learning_rate'\] must be positive"),
+        ({"grid": {**LR, "b1": [True]}}, r"grid\['b1'\] must be .* \(no flags\)"),
+        ({"grid": {**LR, "momentum": 0.9}}, r"grid\['momentum'\] must be a non-empty 1-D sequence"),
         ({"learning_rates": [0.1], "grid": LR}, r"exactly one of .* got learning_rates, grid"),
         ({"points": [{"learning_rate": 0.1}, {"momentum": 0.5}]}, r"same names"),
         ({"grid": LR, "schedule": "linear"}, r"schedule must be one of constant, cosine"),
@@ -156,6 +170,8 @@ STEPS = 40
         ("exponential", {"transition_steps": float(STEPS), "decay_rate": 0.1},
          lambda lr: optax.exponential_decay(lr, STEPS, 0.1)),
         ("constant", {}, lambda lr: optax.constant_schedule(lr)),
+        ("inverse_time", {"decay_steps": float(STEPS), "decay_rate": 9.0},  # optax has none: the formula
+         lambda lr: lambda count: lr / (1 + 9.0 * count / STEPS)),
     ],
 )  # fmt: skip
 def test_each_schedule_equals_optaxs_and_a_scheduled_run_equals_optax_stepped_in_python(
@@ -186,10 +202,17 @@ def test_each_schedule_equals_optaxs_and_a_scheduled_run_equals_optax_stepped_in
     np.testing.assert_allclose(res.params[0, 0], params, rtol=1e-12)
 
 
-def test_inverse_time_is_the_textbook_formula_and_schedules_default_to_the_runs_steps():
-    multiplier, _defaults = SCHEDULES["inverse_time"]
-    steps = np.arange(100.0)
-    np.testing.assert_allclose(multiplier(steps, 100.0, 9.0), 1 / (1 + 9 * steps / 100), rtol=1e-15)
+def test_schedules_default_to_decaying_over_the_runs_steps():
+    for schedule, end in (
+        ("cosine", 0.0),
+        ("warmup_cosine", 0.0),
+        ("exponential", 0.1),
+        ("inverse_time", 0.1),
+    ):
+        with jax.enable_x64(True):
+            rate = learning_rate_schedule(schedule, np.float64(1.0), schedule_defaults(schedule, 1000))
+            assert float(rate(1000)) == pytest.approx(end, abs=1e-12), schedule
+            assert float(rate(0 if schedule != "warmup_cosine" else 100)) == 1.0, schedule
     res = gdjax.sweep(
         gdjax.quadratic(10.0), "gd", grid={"learning_rate": [0.05]}, schedule="exponential", steps=1000
     )
