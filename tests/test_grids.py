@@ -40,12 +40,15 @@ def test_a_grid_of_rate_and_momentum_equals_one_axis_sweeps_of_each_momentum():
     assert frame["momentum"].tolist() == np.tile(MOMENTA, 3).tolist()
 
 
-def test_an_adam_grid_point_equals_the_registered_one_axis_run_bit_for_bit():
+def test_an_adam_grid_point_equals_the_one_axis_run_of_the_same_values_bit_for_bit():
+    """A value given (an axis, a partial's keyword) is data: the b1 = 0.9 column is partial(adam, b1=0.9)."""
     problem = gdjax.xor()
     res = gdjax.sweep(problem, "adam", grid={"learning_rate": [0.01, 0.1], "b1": [0.5, 0.9]}, steps=300)
-    alone = gdjax.sweep(problem, "adam", [0.01, 0.1], steps=300)
+    alone = gdjax.sweep(problem, functools.partial(optax.adam, b1=0.9), [0.01, 0.1], steps=300)
     np.testing.assert_array_equal(res.final_loss.reshape(2, 2)[:, 1], alone.final_loss[0])
     assert not np.array_equal(res.final_loss.reshape(2, 2)[:, 0], alone.final_loss[0])  # b1 mattered
+    registered = gdjax.prepare_sweep(problem, "adam", [0.01], steps=300)  # its defaults stay constants
+    assert set(registered.hyperparameters) == {"learning_rate"}
 
 
 def test_points_run_as_given_and_equal_the_grid_points():
