@@ -295,7 +295,6 @@ def _sklearn_section(sklearn: pd.DataFrame | None) -> list[str]:
 
 def _finish(figure, xlabel: str, ylabel: str, title: str, scales=("log", "log")) -> bytes:
     """Axes scales (default log-log), labels and legend; the figure as PNG bytes (the figure is closed)."""
-    import matplotlib.pyplot as plt
 
     axes = figure.axes[0]
     # a log axis needs a positive value: every loss 0 (an exact minimum) or NaN (all diverged) has none
@@ -303,6 +302,13 @@ def _finish(figure, xlabel: str, ylabel: str, title: str, scales=("log", "log"))
     scales = tuple(scale if has else "linear" for scale, has in zip(scales, positive, strict=True))
     axes.set(xscale=scales[0], yscale=scales[1], xlabel=xlabel, ylabel=ylabel, title=title)
     axes.legend()
+    return _png(figure)
+
+
+def _png(figure) -> bytes:
+    """The figure as PNG bytes, with no software tag (the same bytes every run); the figure is closed."""
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(figure)
@@ -718,10 +724,7 @@ def grid_plots(grids) -> dict[str, bytes]:
         seeds = int(cells["n_seeds"].iloc[0])
         title = f"{problem}, {optimizer} ({seeds} seed{'s' if seeds > 1 else ''})"
         axes.set(xlabel="learning rate (one column per grid value)", ylabel=axis, title=title)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-        plt.close(figure)
-        images[f"grid-{problem}-{optimizer}.png"] = buffer.getvalue()
+        images[f"grid-{problem}-{optimizer}.png"] = _png(figure)
     return images
 
 

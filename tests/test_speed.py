@@ -27,6 +27,16 @@ def floor_rates():
     return baselines.measure_floor_rates("float32", devices=jax.devices())
 
 
+def _compile_and_benchmark(benchmark, program, rounds: int) -> float:
+    """Compile ``program`` (timed), run it once untimed (warm-up), then benchmark its execution; compile s."""
+    start = time.perf_counter()
+    compiled = program.compile()
+    compile_s = time.perf_counter() - start
+    jax.block_until_ready(program.execute(compiled))  # warm-up
+    benchmark.pedantic(lambda: jax.block_until_ready(program.execute(compiled)), rounds=rounds, iterations=1)
+    return compile_s
+
+
 @pytest.mark.parametrize(("n_lrs", "steps"), GRIDS)
 @pytest.mark.parametrize(
     ("make_problem", "low", "high"), [(gdjax.linear_regression, 1e-6, 6e-4), (gdjax.xor, 1e-2, 10.0)]
@@ -34,12 +44,7 @@ def floor_rates():
 def test_sweep_speed(benchmark, make_problem, low, high, n_lrs, steps, floor_rates):
     prob = make_problem()
     program = gdjax.prepare_sweep(prob, "gd", np.geomspace(low, high, n_lrs), steps)
-    start = time.perf_counter()
-    compiled = program.compile()
-    compile_s = time.perf_counter() - start
-    jax.block_until_ready(program.execute(compiled))  # warm-up
-
-    benchmark.pedantic(lambda: jax.block_until_ready(program.execute(compiled)), rounds=5, iterations=1)
+    compile_s = _compile_and_benchmark(benchmark, program, rounds=5)
 
     if benchmark.stats is not None:  # None under --benchmark-disable
         per_lr_step = n_lrs * steps / 1e9
@@ -79,9 +84,7 @@ GRID_STEPS = 2_000
 def test_grid_speed(benchmark, points):
     """A 64 x 64 (rate, momentum) grid against a 4,096-rate one-axis sweep of momentum, per point-step."""
     program = gdjax.prepare_sweep(gdjax.linear_regression(), "momentum", steps=GRID_STEPS, **points)
-    compiled = program.compile()
-    jax.block_until_ready(program.execute(compiled))  # warm-up
-    benchmark.pedantic(lambda: jax.block_until_ready(program.execute(compiled)), rounds=5, iterations=1)
+    _compile_and_benchmark(benchmark, program, rounds=5)
     if benchmark.stats is not None:
         per_point_step = program.n_points * GRID_STEPS / 1e9
         benchmark.extra_info.update(
@@ -132,12 +135,7 @@ def test_network_sweep_speed(benchmark, n_runs, floor_rates):
     program = gdjax.prepare_sweep(
         prob, "adam", np.geomspace(1e-4, 1e-2, n_runs), steps, batch_size=100, log_every=steps
     )
-    start = time.perf_counter()
-    compiled = program.compile()
-    compile_s = time.perf_counter() - start
-    jax.block_until_ready(program.execute(compiled))  # warm-up
-
-    benchmark.pedantic(lambda: jax.block_until_ready(program.execute(compiled)), rounds=3, iterations=1)
+    compile_s = _compile_and_benchmark(benchmark, program, rounds=3)
 
     if benchmark.stats is not None:  # None under --benchmark-disable
         per_run_step = n_runs * steps / 1e9
