@@ -47,8 +47,8 @@ def _quick_run(session: nox.Session, *, compare: bool) -> None:
     (folder,) = out.iterdir()
     committed = Path("results") / folder.name
     against = ["--against", str(committed)] if compare and committed.is_dir() else []
-    if compare and not against:
-        session.warn(f"no committed {committed}/ to compare with; checking the schema only")
+    if compare and not against:  # nothing to compare is a failure, not a quiet schema check
+        session.error(f"no committed {committed}/ to compare with: commit this device's quick results first")
     session.run("python", "-m", "bench", "check", str(folder), *against)
 
 

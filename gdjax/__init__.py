@@ -7,6 +7,7 @@ from gdjax import theory as theory
 from gdjax.checks import DTYPES as DTYPES
 from gdjax.engine import SweepProgram as SweepProgram
 from gdjax.engine import prepare_sweep as prepare_sweep
+from gdjax.engine import seeds_matter as seeds_matter
 from gdjax.engine import sweep as sweep
 from gdjax.networks import classification as classification
 from gdjax.networks import digits as digits
@@ -14,6 +15,7 @@ from gdjax.networks import mnist1d as mnist1d
 from gdjax.optimizers import OPTIMIZERS as OPTIMIZERS
 from gdjax.placement import request_cpu_devices
 from gdjax.placement import runs_mesh as runs_mesh
+from gdjax.problems import Facts as Facts
 from gdjax.problems import Problem as Problem
 from gdjax.problems import function_problem as function_problem
 from gdjax.problems import linear_regression as linear_regression

@@ -50,7 +50,7 @@ from gdjax.placement import (
 from gdjax.problems import Problem
 from gdjax.result import SweepResult
 from gdjax.runs_last import runs_last
-from gdjax.step import run_one
+from gdjax.step import noise_argument, run_one
 
 # A run with this many parameters or more (a network's weight matrices) does its work in matrix
 # products between per-run values, which XLA's CPU backend runs fastest batched with the runs first,
@@ -73,6 +73,7 @@ def _sweep_program(
     X,
     y,
     held_out,
+    known,
     *,
     loss,
     loss_takes_key,
@@ -115,11 +116,11 @@ def _sweep_program(
         schedule=schedule,
     )
     if runs_first:  # jax.vmap's own layout: a model's matrix products batched with the runs first
-        every_run = jax.vmap(run, in_axes=(0, 0, 0, None, None, None))
+        every_run = jax.vmap(run, in_axes=(0, 0, 0, None, None, None, None))
     else:
-        every_run = runs_last(run, (True, True, True, False, False, False))
+        every_run = runs_last(run, (True, True, True, False, False, False, False))
 
-    def per_run(hyper, params, keys, X, y, held_out):  # runs first in and out
+    def per_run(hyper, params, keys, X, y, held_out, known):  # runs first in and out
         n_tiles = keys.shape[0] // tile
 
         def as_tiles(leaf):  # (n_tiles, tile, ...), or (n_tiles, ..., tile) with the runs last inside
@@ -131,7 +132,7 @@ def _sweep_program(
             return leaf.reshape(n_tiles * tile, *leaf.shape[2:])
 
         out = lax.map(
-            lambda runs: every_run(*runs, X, y, held_out),
+            lambda runs: every_run(*runs, X, y, held_out, known),
             jax.tree.map(as_tiles, (hyper, params, keys)),
         )
         return jax.tree.map(untiled, out)
@@ -142,11 +143,11 @@ def _sweep_program(
         per_run = jax.shard_map(
             per_run,
             mesh=mesh,
-            in_specs=(split, split, split, whole, whole, whole),
+            in_specs=(split, split, split, whole, whole, whole, whole),
             out_specs=split,
             check_vma=False,
         )
-    return per_run(hyper, init_params, keys, X, y, held_out)
+    return per_run(hyper, init_params, keys, X, y, held_out, known)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,14 +214,19 @@ class SweepProgram:
         return tiles(len(self.seeds) * self.chunk_size, self.mesh, itemsize, self.runs_first)
 
     def _data(self) -> tuple:
-        """(X, y, held_out), floats as the sweep's dtype and integers (class labels) as int32."""
+        """(X, y, held_out, known), floats as the sweep's dtype and integers (class labels) as int32.
+
+        ``known``: the problem's target and minimum loss (``Facts``), NaN where unknown.
+        """
 
         def as_data(value):
             labels = np.issubdtype(np.asarray(value).dtype, np.integer)
             return jnp.asarray(value, jnp.int32 if labels else self.dtype)
 
         held_out = {name: as_data(value) for name, value in (self.problem.held_out or {}).items()}
-        return as_data(self.problem.X), as_data(self.problem.y), held_out
+        facts = self.problem.facts
+        known = {name: as_data(float(getattr(facts, name))) for name in ("target_loss", "minimum_loss")}
+        return as_data(self.problem.X), as_data(self.problem.y), held_out, known
 
     @functools.cached_property
     def _arguments(self) -> list[tuple]:
@@ -397,6 +403,25 @@ class SweepProgram:
     def run(self) -> SweepResult:
         """Run the sweep: compile (or reuse) its program and run every chunk, copied to the host in turn."""
         return self.result(self._executions())
+
+
+def seeds_matter(problem: Problem, optimizer, batch_size: int | None = None) -> bool:
+    """Whether runs of ``optimizer`` on ``problem`` differ by seed.
+
+    They do where the start depends on the seed (``problem.facts.seeded_start``),
+    minibatches are drawn (``batch_size``, default the optimizer's), the loss
+    is stochastic, or the optimizer draws noise of its own (``noise_argument``);
+    otherwise every seed runs the same numbers, and one seed says all.
+    """
+    name, make_optimizer = resolve_optimizer(optimizer)
+    if batch_size is None and isinstance(optimizer, str):
+        batch_size = DEFAULT_BATCH_SIZE.get(name)
+    return (
+        problem.facts.seeded_start
+        or (batch_size is not None and problem.n_examples > 1)
+        or problem.loss_takes_key
+        or noise_argument(make_optimizer) is not None
+    )
 
 
 def prepare_sweep(

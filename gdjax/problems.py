@@ -18,6 +18,37 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Facts:
+    """What is known about a problem, declared by whoever builds it: the harness reads these, never the loss.
+
+    Attributes:
+        minimum_loss: the loss at the minimum (its infimum: 0 for XOR); NaN if unknown.
+        optimum: the parameters at the minimum (shaped like ``init``'s), or None if unknown.
+        target_loss: a run has solved the problem once its loss stays at or
+            below this to the end; NaN: no target.
+        curvature: ``(L, mu)``, the largest and smallest eigenvalue of a
+            constant Hessian (least squares, quadratics), or None. GD's
+            stability limit ``2 / L`` and the heavy ball's follow from it
+            (``gdjax.theory``).
+        reference: the name of the textbook numpy loop that solves it
+            (``bench.baselines.TEXTBOOK_LOOPS``), or None; ``reference_rate``
+            the learning rate that loop runs at.
+        seeded_start: whether ``init(seed)`` differs between seeds. Where it
+            does not, a full-batch run of an optimizer without noise of its
+            own is the same for every seed: one seed says all.
+    """
+
+    minimum_loss: float = np.nan
+    optimum: Any = None
+    target_loss: float = np.nan
+    curvature: tuple[float, float] | None = None
+    reference: str | None = None
+    reference_rate: float | None = None
+    seeded_start: bool = True
+
+
 XOR_INPUTS = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.float64)
 XOR_TARGETS = np.array([[0], [1], [1], [0]], dtype=np.float64)
 
@@ -45,6 +76,8 @@ class Problem(NamedTuple):
         held_out: ``{name: array}``, the data ``metrics`` reads (a test set,
             a validation set), put on the devices beside ``X`` and ``y``;
             integer arrays reach it as int32, float ones as the sweep's dtype.
+        facts: what is known about it (``Facts``): minimum, optimum, target,
+            curvature, reference loop, whether the seed changes the start.
 
     ``y`` of an integer dtype (class labels) reaches the loss as int32; float
     data as the sweep's dtype.
@@ -58,6 +91,7 @@ class Problem(NamedTuple):
     loss_takes_key: bool = False
     metrics: Callable[..., dict] | None = None
     held_out: dict[str, np.ndarray] | None = None
+    facts: Facts = Facts()
 
     @property
     def n_examples(self) -> int:
@@ -149,6 +183,14 @@ def linear_regression(
     """
     if (X is None) != (y is None):
         raise ValueError("linear_regression: give both X and y, or neither (for the textbook data)")
+    textbook = X is None and (m, bias, variance, seed, standardize, add_bias) == (
+        100,
+        25,
+        10,
+        0,
+        False,
+        False,
+    )
     if X is None:
         X, y = textbook_regression_data(m, bias, variance, seed)
     X = _as_float_data("X", X)
@@ -162,7 +204,34 @@ def linear_regression(
     if add_bias:
         X = np.column_stack([np.ones(X.shape[0]), X])
     n_features = X.shape[1]
-    return Problem(name, X, y, regression_cost, lambda seed: np.ones(n_features))
+    with np.errstate(over="ignore", invalid="ignore"):  # data near float64's limits: facts not finite
+        theta, cost = least_squares(X, y)
+        eigenvalues = np.linalg.eigvalsh(X.T @ X / X.shape[0])
+    L, mu = float(eigenvalues[-1]), float(max(eigenvalues[0], 0.0))
+    facts = Facts(
+        minimum_loss=cost,
+        optimum=theta,
+        target_loss=REGRESSION_TARGET_FACTOR * cost,
+        curvature=(L, mu),
+        reference="regression_gd",
+        # the textbook's own rate on its data; half the stability limit 2 / L on any other
+        reference_rate=TEXTBOOK_RATE if textbook else (1 / L if L > 0 else None),
+        seeded_start=False,
+    )
+    return Problem(name, X, y, regression_cost, lambda seed: np.ones(n_features), facts=facts)
+
+
+# A regression is solved within this factor of the least-squares optimum's cost.
+REGRESSION_TARGET_FACTOR = 1.01
+# The textbook's learning rate on its regression data.
+TEXTBOOK_RATE = 5e-4
+
+
+def least_squares(X, y) -> tuple[np.ndarray, float]:
+    """The exact least-squares solution of ``X theta = y`` and its cost ``sum(r**2) / (2 m)`` (numpy)."""
+    theta = np.linalg.lstsq(X, y, rcond=None)[0]
+    residual = X @ theta - y
+    return theta, float(residual @ residual / (2 * X.shape[0]))
 
 
 def standardized_columns(X: np.ndarray) -> np.ndarray:
@@ -190,7 +259,13 @@ def xor(hidden: int = 4) -> Problem:
         W1 = 2 * rng.random_sample((hidden, 1)) - 1
         return {"W0": W0, "W1": W1}
 
-    return Problem("xor", XOR_INPUTS.copy(), XOR_TARGETS.copy(), xor_loss, init)
+    facts = Facts(minimum_loss=0.0, target_loss=XOR_TARGET_LOSS, reference="xor_backprop", reference_rate=0.5)
+    return Problem("xor", XOR_INPUTS.copy(), XOR_TARGETS.copy(), xor_loss, init, facts=facts)
+
+
+# XOR is solved when its loss is at most this: any output on the wrong side
+# of 0.5 alone adds 0.5 * 0.5**2 = 0.125, so it implies all four are right.
+XOR_TARGET_LOSS = 0.01
 
 
 def regression_from_csv(
@@ -269,7 +344,7 @@ def logistic_regression(m: int = 200, *, separable: bool = False, l2: float = 1e
     ``X @ LOGISTIC_TRUE_WEIGHTS > 0``. Unless ``separable``, each label is
     flipped with probability LABEL_NOISE. The penalty ``l2 > 0`` makes the
     minimum unique and finite even on separable data, so it can be computed
-    exactly (Newton's method, see ``bench.suites.optimum``).
+    exactly (Newton's method, ``logistic_minimum``), and is declared in ``facts``.
     """
     if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1:
         raise ValueError(f"m must be an integer >= 1; got {m!r}")
@@ -282,7 +357,37 @@ def logistic_regression(m: int = 200, *, separable: bool = False, l2: float = 1e
         flipped = rng.uniform(size=m) < LABEL_NOISE
         y = np.where(flipped, 1.0 - y, y)
     name = "logistic_regression_separable" if separable else "logistic_regression"
-    return Problem(name, X, y, LogisticLoss(float(l2)), lambda seed: np.zeros(3))
+    w, minimum = logistic_minimum(X, y, float(l2))
+    facts = Facts(
+        minimum_loss=minimum,
+        optimum=w,
+        target_loss=LOGISTIC_TARGET_FACTOR * minimum,
+        reference="logistic_gd",
+        reference_rate=1.0,
+        seeded_start=False,
+    )
+    return Problem(name, X, y, LogisticLoss(float(l2)), lambda seed: np.zeros(3), facts=facts)
+
+
+# Logistic regression is solved within this factor of its exact minimum.
+LOGISTIC_TARGET_FACTOR = 1 + 1e-4
+
+
+def logistic_minimum(X, y, l2: float) -> tuple[np.ndarray, float]:
+    """The exact minimiser of the regularised log-loss and its loss: Newton's method in numpy, float64."""
+    m, n = X.shape
+    w = np.zeros(n)
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-(X @ w)))
+        gradient = X.T @ (p - y) / m + l2 * w
+        hessian = (X.T * (p * (1 - p))) @ X / m + l2 * np.eye(n)
+        w = w - np.linalg.solve(hessian, gradient)
+        if np.linalg.norm(gradient) < 1e-13:
+            break
+    else:
+        raise RuntimeError("Newton's method did not converge on the logistic regression")
+    logits = X @ w
+    return w, float(np.mean(np.logaddexp(0, logits) - y * logits) + 0.5 * l2 * w @ w)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,7 +400,9 @@ class _FunctionLoss:
         return self.f(params)
 
 
-def function_problem(f: Callable[[Any], Any], x0, *, name: str = "function") -> Problem:
+def function_problem(
+    f: Callable[[Any], Any], x0, *, name: str = "function", facts: Facts | None = None
+) -> Problem:
     """Any differentiable ``f: params -> scalar``, minimised from ``x0``; JAX supplies the gradient.
 
     The generalisation of the tutorial ``gradient_descent(gradient, start,
@@ -307,6 +414,8 @@ def function_problem(f: Callable[[Any], Any], x0, *, name: str = "function") -> 
             returning a real scalar.
         x0: the start, real numbers of any shape (e.g. ``(-1.5, 2.0)``).
         name: the problem's name in tables.
+        facts: what you know of ``f`` (``Facts``: its minimum, optimum, a
+            target); its start is the same for every seed whatever you give.
 
     ``f`` is checked at ``x0`` before any sweep: a non-scalar result, a
     function JAX cannot differentiate, or one that fails on an array of
@@ -348,7 +457,10 @@ def function_problem(f: Callable[[Any], Any], x0, *, name: str = "function") -> 
         raise TypeError(
             f"f must be differentiable by jax.grad: {type(error).__name__}: {_first_line(error)}"
         ) from None
-    return Problem(name, np.zeros((1, 0)), np.zeros(1), _FunctionLoss(f), lambda seed: start.copy())
+    facts = dataclasses.replace(facts or Facts(), seeded_start=False)
+    return Problem(
+        name, np.zeros((1, 0)), np.zeros(1), _FunctionLoss(f), lambda seed: start.copy(), facts=facts
+    )
 
 
 def _first_line(error: Exception) -> str:
@@ -366,7 +478,21 @@ def rosenbrock_function(x):
 
 def rosenbrock(x0=ROSENBROCK_START) -> Problem:
     """The Rosenbrock valley (a = 1, b = 100) from ``x0`` (default the classic (-1.5, 2)); optimum (1, 1)."""
-    return function_problem(rosenbrock_function, x0, name="rosenbrock")
+    facts = Facts(
+        minimum_loss=0.0,
+        optimum=np.ones(2),
+        target_loss=ROSENBROCK_TARGET_LOSS,
+        reference="tutorial_gd_rosenbrock",
+        reference_rate=1e-3,
+    )
+    return function_problem(rosenbrock_function, x0, name="rosenbrock", facts=facts)
+
+
+# Near Rosenbrock's minimum the loss is about 0.2 d**2 along the valley
+# (Hessian eigenvalue 0.4), so this loss means within about 7e-5 of (1, 1).
+ROSENBROCK_TARGET_LOSS = 1e-9
+# A quadratic is solved once its loss is this fraction of its starting loss.
+QUADRATIC_TARGET_FRACTION = 1e-10
 
 
 def quadratic(condition_number: float = 100.0, x0=(1.0, 1.0), angle: float = np.pi / 6) -> Problem:
@@ -390,12 +516,20 @@ def quadratic(condition_number: float = 100.0, x0=(1.0, 1.0), angle: float = np.
     start = np.asarray(x0, dtype=np.float64)
     if start.shape != (2,) or not np.all(np.isfinite(start)):
         raise ValueError(f"x0 must be two finite numbers; got {x0!r}")
+    facts = Facts(
+        minimum_loss=0.0,
+        optimum=np.zeros(2),
+        target_loss=QUADRATIC_TARGET_FRACTION * 0.5 * start @ matrix @ start,
+        curvature=(float(condition_number), 1.0),
+        seeded_start=False,
+    )
     return Problem(
         f"quadratic_k{condition_number:g}",
         matrix.reshape(1, 4),
         np.zeros(1),
         quadratic_form,
         lambda seed: start.copy(),
+        facts=facts,
     )
 
 

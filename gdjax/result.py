@@ -24,11 +24,24 @@ class SweepResult:
         final_loss: (n_seeds, n_lrs) loss on all data after the last step.
         best_loss: (n_seeds, n_lrs) lowest finite loss on all data among the
             start, the logged points and the end.
-        diverged_at: (n_seeds, n_lrs) int, first step ``t`` at which the run
-            was seen non-finite, ``t`` counting updates done (0 is the start,
-            ``steps`` the end): its parameters are checked after every
-            update, its loss on all data at the logged points and the end;
-            -1 if it stayed finite.
+        diverged_at: (n_seeds, n_lrs) int, the first observed step ``t``
+            (updates done: 0 is the start, ``steps`` the end) at which the
+            run had diverged by the one rule of ``gdjax.step.divergence_ceiling``:
+            its loss on all data not finite, or its excess over the problem's
+            minimum loss above ``DIVERGENCE_FACTOR`` (1e6) times the starting
+            excess (above ``DIVERGENCE_LOSS``, 1e30, where no minimum is
+            known); -1 if never. The same rule in every dtype. Observed:
+            every step of a full-batch run (the gradient's own loss value),
+            the start, the logged points and the end of a minibatch run,
+            whose parameters are also checked finite after every update.
+        first_at_target: (n_seeds, n_lrs) int, the first observed step whose
+            loss on all data was at or below the problem's ``facts.target_loss``; -1 if none.
+        at_target_from: (n_seeds, n_lrs) int, the first observed step from
+            which the loss stayed at or below the target to the end (the
+            start of its final stay): the steps to target of a run that
+            holds it; -1 where the run ended above the target (or there is
+            none). Exact for full-batch runs; for minibatch runs at the
+            resolution of ``log_every``.
         loss_curve: (n_seeds, n_lrs, steps // log_every) loss on all data
             after ``log_every``, ``2 * log_every``, ... steps.
         params: pytree of the final parameters, each leaf (n_seeds, n_lrs, ...).
@@ -65,6 +78,8 @@ class SweepResult:
     final_loss: np.ndarray
     best_loss: np.ndarray
     diverged_at: np.ndarray
+    first_at_target: np.ndarray
+    at_target_from: np.ndarray
     loss_curve: np.ndarray
     params: Any
     tolerance: float | None = None
@@ -95,6 +110,8 @@ class SweepResult:
             "final_loss": self.final_loss,
             "best_loss": self.best_loss,
             "diverged_at": self.diverged_at,
+            "first_at_target": self.first_at_target,
+            "at_target_from": self.at_target_from,
             **({"stopped_at": self.stopped_at} if self.stopped_at is not None else {}),
             **self.final_metrics,
             **columns,

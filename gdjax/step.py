@@ -21,6 +21,41 @@ def _mark_divergence(diverged_at, finite, step):
     return jnp.where((diverged_at < 0) & ~finite, step, diverged_at)
 
 
+# The one divergence rule, for every dtype and every output: a run has
+# diverged at the first observed step whose loss on all data is not finite,
+# or whose excess over the problem's minimum loss is above DIVERGENCE_FACTOR
+# times the starting excess; where the minimum is unknown (or the start is
+# at it), whose loss is above DIVERGENCE_LOSS (finite in float32).
+DIVERGENCE_FACTOR = 1e6
+DIVERGENCE_LOSS = 1e30
+
+
+def divergence_ceiling(initial_loss, minimum_loss):
+    """The highest loss a run may reach without counting as diverged (see DIVERGENCE_FACTOR)."""
+    excess = initial_loss - minimum_loss
+    relative = jnp.isfinite(minimum_loss) & (excess > 0)
+    return jnp.where(relative, minimum_loss + DIVERGENCE_FACTOR * excess, DIVERGENCE_LOSS)
+
+
+def _watch(watched, loss, t, target_loss, ceiling):
+    """(diverged_at, first at target, last step above target) updated with the loss after ``t`` updates."""
+    diverged_at, first_at_target, last_above = watched
+    diverged_at = _mark_divergence(diverged_at, jnp.isfinite(loss) & (loss <= ceiling), t)
+    at_target = loss <= target_loss  # False for a NaN target (none known) and a NaN loss
+    first_at_target = jnp.where((first_at_target < 0) & at_target, t, first_at_target)
+    last_above = jnp.where(at_target, last_above, t)
+    return diverged_at, first_at_target, last_above
+
+
+def watched_every_step(batch_size, n_examples, loss_takes_key) -> bool:
+    """Whether a step's own loss is the loss on all data, watched every step (else at the logged points).
+
+    So it is where every step sees every example (a batch of all of them, in
+    any order, sums the same terms) and the loss draws no noise.
+    """
+    return (batch_size is None or batch_size == n_examples) and not loss_takes_key
+
+
 def _change_norm(new, old) -> jax.Array:
     """Euclidean norm of ``new - old`` over every leaf of the parameters."""
     squares = [jnp.sum((a - b) ** 2) for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(old), strict=True)]
@@ -53,19 +88,27 @@ def optimizer_for_run(make_optimizer, hyper, key, schedule="constant") -> optax.
     learning_rate = others.pop("learning_rate")
     _, scheduled = SCHEDULES[schedule]
     rate = learning_rate_schedule(schedule, learning_rate, {name: others.pop(name) for name in scheduled})
+    noise = noise_argument(make_optimizer)
+    if noise == "key":
+        return make_optimizer(rate, **others, key=jax.random.wrap_key_data(key))  # a typed key (optax's)
+    if noise == "seed":
+        return make_optimizer(rate, **others, seed=jax.random.randint(key, (), 0, 2**31 - 1))
+    return make_optimizer(rate, **others)
+
+
+def noise_argument(make_optimizer) -> str | None:
+    """``"key"`` or ``"seed"``: the argument by which a run gives ``make_optimizer`` its own noise; or None.
+
+    None also for a ``functools.partial`` that fixes the user's own key or
+    seed: its noise is then the same in every run.
+    """
+    if {"key", "seed"} & set(getattr(make_optimizer, "keywords", None) or {}):
+        return None
     try:
         accepted = inspect.signature(make_optimizer).parameters
     except (TypeError, ValueError):  # a callable without a signature: it takes the learning rate only
-        accepted = {}
-    if {"key", "seed"} & set(getattr(make_optimizer, "keywords", None) or {}):
-        return make_optimizer(rate, **others)  # a functools.partial with the user's own key or seed
-    if "key" in accepted:
-        return make_optimizer(
-            rate, **others, key=jax.random.wrap_key_data(key)
-        )  # a typed key, as optax wants
-    if "seed" in accepted:
-        return make_optimizer(rate, **others, seed=jax.random.randint(key, (), 0, 2**31 - 1))
-    return make_optimizer(rate, **others)
+        return None
+    return next((name for name in ("key", "seed") if name in accepted), None)
 
 
 def run_one(
@@ -75,6 +118,7 @@ def run_one(
     X,
     y,
     held_out=None,
+    known=None,
     *,
     loss,
     make_optimizer,
@@ -93,11 +137,16 @@ def run_one(
     rate, the optimizer's other data arguments and the schedule's
     parameters; see ``optimizer_for_run``).
 
-    Divergence is watched through the parameters after every step, and
-    through the loss on all data at the logged points and the end. Checking
-    the loss itself every step would cost a second reduction over the data
-    per step: 3.7x the time of a regression sweep on the CPU. With a
-    ``tolerance``, the first step whose parameter change is below it is
+    ``known`` holds the problem's ``target_loss`` and ``minimum_loss``
+    (scalars, NaN where unknown). The loss on all data is watched at every
+    step of a full-batch run (the gradient's own value: the loss after ``t``
+    updates, exact), and at the start, the logged points and the end of a
+    minibatch run (whose steps see a batch's loss only, so its parameters
+    are also checked finite after every step). From it: ``diverged_at`` by
+    the one rule (``divergence_ceiling``), ``first_at_target``, the first
+    observed step at or below the target, and ``at_target_from``, the first
+    observed step from which the loss stayed at or below it to the end (-1
+    where it ended above). With a ``tolerance``, the first step whose parameter change is below it is
     recorded (the run goes on); with ``log_params``, the parameters at the
     logged points too. A loss that ``loss_takes_key`` is called ``loss(params,
     X_batch, y_batch, key)`` with a key of its own at every step
@@ -114,12 +163,18 @@ def run_one(
     optimizer = optimizer_for_run(make_optimizer, hyper, optimizer_key, schedule)
     takes_extra_args = isinstance(optimizer, optax.GradientTransformationExtraArgs)
     n_examples = X.shape[0]
+    full_batch = watched_every_step(batch_size, n_examples, loss_takes_key)
 
     def full_loss(params):
         return loss(params, X, y, *((None,) if loss_takes_key else ()))
 
+    initial_loss = full_loss(params)
+    known = known or {"target_loss": jnp.nan, "minimum_loss": jnp.nan}
+    target_loss = known["target_loss"]
+    ceiling = divergence_ceiling(initial_loss, known["minimum_loss"])
+
     def step(carry, t):
-        (params, opt_state, diverged_at, order), stopped_at = carry
+        (params, opt_state, watched, order), stopped_at = carry
         if batch_size is None:
             X_batch, y_batch = X, y
         else:
@@ -138,6 +193,8 @@ def run_one(
             return loss(params, X_batch, y_batch, *step_key)
 
         value, grads = jax.value_and_grad(batch_loss)(params)
+        if full_batch:
+            watched = _watch(watched, value, t, target_loss, ceiling)
         if takes_extra_args:
             updates, opt_state = optimizer.update(
                 grads, opt_state, params, value=value, grad=grads, value_fn=batch_loss
@@ -145,40 +202,49 @@ def run_one(
         else:
             updates, opt_state = optimizer.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
-        diverged_at = _mark_divergence(diverged_at, _all_finite(new_params), t + 1)
+        if not full_batch:
+            diverged_at, *at_target = watched
+            watched = (_mark_divergence(diverged_at, _all_finite(new_params), t + 1), *at_target)
         if tolerance is not None:
             settled = _change_norm(new_params, params) < tolerance
             stopped_at = jnp.where((stopped_at < 0) & settled, t + 1, stopped_at)
-        return ((new_params, opt_state, diverged_at, order), stopped_at), None
+        return ((new_params, opt_state, watched, order), stopped_at), None
 
     def logged_block(carry, first_step):
         carry, _ = lax.scan(step, carry, first_step + jnp.arange(log_every, dtype=jnp.int32))
-        (params, opt_state, diverged_at, order), stopped_at = carry
+        (params, opt_state, watched, order), stopped_at = carry
         logged_loss = full_loss(params)
-        diverged_at = _mark_divergence(diverged_at, jnp.isfinite(logged_loss), first_step + log_every)
+        if not full_batch:
+            watched = _watch(watched, logged_loss, first_step + log_every, target_loss, ceiling)
         logged = {"loss": logged_loss, **({"params": params} if log_params else {})}
         if metrics is not None:
             logged["metrics"] = metrics(params, held_out)
-        return ((params, opt_state, diverged_at, order), stopped_at), logged
+        return ((params, opt_state, watched, order), stopped_at), logged
 
     n_logs, tail = divmod(steps, log_every)
-    initial_loss = full_loss(params)
-    carry = (params, optimizer.init(params), jnp.int32(-1), jnp.arange(n_examples, dtype=jnp.int32))
-    carry, logged = lax.scan(
-        logged_block, (carry, jnp.int32(-1)), jnp.arange(n_logs, dtype=jnp.int32) * log_every
-    )
+    never = jnp.int32(-1)
+    watched = (never, never, never)  # diverged_at, first at target, last step above target
+    if not full_batch:
+        watched = _watch(watched, initial_loss, 0, target_loss, ceiling)
+    carry = (params, optimizer.init(params), watched, jnp.arange(n_examples, dtype=jnp.int32))
+    carry, logged = lax.scan(logged_block, (carry, never), jnp.arange(n_logs, dtype=jnp.int32) * log_every)
     if tail:
         carry, _ = lax.scan(step, carry, n_logs * log_every + jnp.arange(tail, dtype=jnp.int32))
-    (params, _, diverged_at, _), stopped_at = carry
+    (params, _, watched, _), stopped_at = carry
     loss_curve = logged["loss"]
     final_loss = full_loss(params)
-    diverged_at = _mark_divergence(diverged_at, jnp.isfinite(final_loss), steps)
+    diverged_at, first_at_target, last_above = _watch(watched, final_loss, steps, target_loss, ceiling)
+    # the stay at the target starts at the observation after the last one above it
+    next_observed = jnp.minimum(last_above + (1 if full_batch else log_every), steps)
+    at_target_from = jnp.where(last_above < 0, 0, jnp.where(last_above == steps, -1, next_observed))
     seen = jnp.concatenate([initial_loss[None], loss_curve, final_loss[None]])
     best_loss = jnp.min(jnp.where(jnp.isfinite(seen), seen, jnp.inf))
     outputs = {
         "final_loss": final_loss,
         "best_loss": best_loss,
         "diverged_at": diverged_at,
+        "first_at_target": first_at_target,
+        "at_target_from": at_target_from,
         "loss_curve": loss_curve,
         "params": params,
     }

@@ -65,6 +65,19 @@ class Curvature:
 
 
 def curvature(problem: Problem) -> Curvature:
+    """L and mu of ``problem``'s constant Hessian: as its ``facts`` declare, else ``measured_curvature``.
+
+    A Hessian that is not positive definite is refused (ValueError).
+    """
+    if problem.facts.curvature is None:
+        return measured_curvature(problem)
+    L, mu = problem.facts.curvature
+    if mu <= 0:
+        raise ValueError(f"{problem.name}: its Hessian is not positive definite (smallest {mu:.3g})")
+    return Curvature(L=float(L), mu=float(mu))
+
+
+def measured_curvature(problem: Problem) -> Curvature:
     """L and mu of ``problem``'s Hessian (float64), which must be constant (a quadratic loss).
 
     The Hessian is computed at the problem's start and at a second point;

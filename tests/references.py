@@ -37,7 +37,7 @@ def vmap_of_one_run(program):
         }
         params = jax.tree.map(lambda leaf: jnp.repeat(jnp.asarray(leaf), n_lrs, axis=0), program._init_params)
         keys = jnp.repeat(jnp.stack([jax.random.PRNGKey(int(s)) for s in program.seeds]), n_lrs, axis=0)
-        out = jax.jit(jax.vmap(run, in_axes=(0, 0, 0, None, None, None)))(
+        out = jax.jit(jax.vmap(run, in_axes=(0, 0, 0, None, None, None, None)))(
             hyper, params, keys, *program._data()
         )
         return jax.tree.map(lambda leaf: np.asarray(leaf).reshape(n_seeds, n_lrs, *leaf.shape[1:]), out)

@@ -8,7 +8,7 @@ import gdjax
 from bench import baselines
 from bench.report import summary_markdown
 from bench.runner import run_suite
-from bench.suites import build_suite, least_squares
+from bench.suites import build_suite
 
 # Stated tolerance: each SGD ends within 1% of the least-squares cost, so they agree within about 1%.
 SGD_LOSS_RTOL = 1e-2
@@ -22,7 +22,7 @@ def test_sklearn_rows_are_there_and_final_losses_agree():
         "scikit-learn SGDRegressor",
         "gdjax.sweep sgd",
     ]
-    exact = least_squares(gdjax.linear_regression(problem.X, problem.y, standardize=True))[1]
+    exact = gdjax.linear_regression(problem.X, problem.y, standardize=True).facts.minimum_loss
     np.testing.assert_allclose(frame.loc["scikit-learn LinearRegression", "final_loss"], exact, rtol=1e-10)
     for implementation in ("scikit-learn SGDRegressor", "gdjax.sweep sgd"):
         assert 1 <= frame.loc[implementation, "loss_ratio_to_least_squares"] <= 1 + SGD_LOSS_RTOL

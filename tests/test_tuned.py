@@ -4,25 +4,12 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 import gdjax
 from bench.baselines import textbook_xor_backprop
 from bench.metrics import convergence_frame, summarize
 from bench.suites import build_suite
-from bench.tuned import FRESH_SEEDS, mean_std_interval, tuneable_range, tuned_table
-
-
-def test_interval_uses_students_t():
-    values = np.arange(10.0)
-    mean, std, low, high = mean_std_interval(values)
-    assert mean == 4.5
-    assert std == pytest.approx(np.sqrt(np.sum((values - 4.5) ** 2) / 9))
-    # t(0.975, 9 degrees of freedom) = 2.262, from any statistics table
-    assert (high - mean) == pytest.approx(2.262 * std / np.sqrt(10), rel=1e-3)
-    assert mean - low == pytest.approx(high - mean)
-    assert np.isnan(mean_std_interval([3.0])[1])
-    assert np.all(np.isnan(mean_std_interval([])))
+from bench.tuned import FRESH_SEEDS, tuneable_range, tuned_table
 
 
 def _grid(rates, steps, final, target=1.0):
@@ -56,7 +43,7 @@ def test_tuneable_range_of_a_grid_that_diverged_everywhere_is_the_best_rate_alon
 
 
 def test_tuned_table_reruns_the_best_rate_on_fresh_seeds():
-    """The tuned row against the textbook numpy backprop loop run on each fresh seed, and scipy's interval."""
+    """The tuned row against the textbook numpy backprop on each fresh seed (median, order statistics)."""
     problem = gdjax.xor()
     (cell,) = build_suite(["xor"], ["gd"], quick=True)
     with jax.enable_x64(True):
@@ -78,6 +65,10 @@ def test_tuned_table_reruns_the_best_rate_on_fresh_seeds():
         solved.append(bool(np.all((out > 0.5) == (problem.y > 0.5))))
     # reaching the target (loss <= 0.01) implies solving; here the two agree seed by seed
     assert row.reached_fraction == pytest.approx(np.mean(solved))
-    np.testing.assert_allclose(row.final_loss_mean, np.mean(losses), rtol=1e-6)
-    low, high = stats.t.interval(0.95, len(losses) - 1, loc=np.mean(losses), scale=stats.sem(losses))
-    np.testing.assert_allclose([row.final_loss_ci_low, row.final_loss_ci_high], [low, high], rtol=1e-6)
+    np.testing.assert_allclose(row.final_loss_median, np.median(losses), rtol=1e-6)
+    # the 95% interval of the median of 10: the 2nd and 9th smallest (coverage 97.9% for any distribution);
+    # each is one seed's loss of ~1e-4 after 3,000 chaotic float64 steps, where XLA's and numpy's sum
+    # orders leave about 2e-6 relative (a mean or a median averages some of it away)
+    np.testing.assert_allclose(
+        [row.final_loss_ci_low, row.final_loss_ci_high], np.sort(losses)[[1, 8]], rtol=1e-5
+    )
