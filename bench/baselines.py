@@ -22,8 +22,8 @@ from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
 
 import gdjax
-from bench.suites import known_objective, stability_limit
 from bench.timing import wall_times
+from gdjax.step import watched_every_step
 
 
 def textbook_regression_gd(X, y, alpha, steps, theta=None):
@@ -88,34 +88,42 @@ def textbook_logistic_gd(X, y, l2, alpha, steps):
     return w
 
 
+# The textbook loops a problem can name as its reference (``Facts.reference``): (problem, rate, steps).
+TEXTBOOK_LOOPS = {
+    "regression_gd": lambda problem, rate, steps: textbook_regression_gd(problem.X, problem.y, rate, steps),
+    "logistic_gd": lambda problem, rate, steps: textbook_logistic_gd(
+        problem.X, problem.y, problem.loss.l2, rate, steps
+    ),
+    "xor_backprop": lambda problem, rate, steps: textbook_xor_backprop(
+        problem.X, problem.y, problem.init(1)["W0"], problem.init(1)["W1"], rate, steps
+    ),
+    "tutorial_gd_rosenbrock": lambda problem, rate, steps: tutorial_gradient_descent(
+        rosenbrock_gradient, problem.init(0), rate, steps
+    ),
+}
+
+
 def run_textbook_loop(problem: gdjax.Problem, steps: int) -> None:
-    """Run the problem's textbook numpy loop for ``steps`` steps at a classic (stable) learning rate."""
-    kind = known_objective(problem)
-    if kind == "least_squares":
-        rate = 5e-4 if problem.name == "linear_regression" else 0.5 * stability_limit(problem)
-        textbook_regression_gd(problem.X, problem.y, rate, steps)
-    elif kind == "logistic":
-        textbook_logistic_gd(problem.X, problem.y, problem.loss.l2, 1.0, steps)
-    elif kind == "xor":
-        start = problem.init(1)
-        textbook_xor_backprop(problem.X, problem.y, start["W0"], start["W1"], 0.5, steps)
-    elif kind == "rosenbrock":
-        tutorial_gradient_descent(rosenbrock_gradient, problem.init(0), 1e-3, steps)
-    else:
+    """Run the problem's reference loop (``facts.reference``) ``steps`` steps at its ``reference_rate``."""
+    if not has_textbook_loop(problem):
         raise ValueError(f"no textbook loop for problem {problem.name!r}")
+    TEXTBOOK_LOOPS[problem.facts.reference](problem, problem.facts.reference_rate, steps)
 
 
 def has_textbook_loop(problem: gdjax.Problem) -> bool:
-    return known_objective(problem) != "unknown"
+    return problem.facts.reference in TEXTBOOK_LOOPS
 
 
 def jitted_step(problem, make_optimizer, learning_rate, dtype, batch_size=None):
     """A jitted single step of one run, its starting state, and the step's arguments.
 
     With a ``batch_size`` the step sees that many examples (the first ones),
-    as a minibatch step of a sweep does; without, all of them.
+    as a minibatch step of a sweep does; without, all of them. Where a sweep
+    watches the loss every step (``watched_every_step``), the step returns
+    its loss too, so the floor counts the work the sweep's step does.
     """
     optimizer = make_optimizer(learning_rate)
+    watched = watched_every_step(batch_size, problem.n_examples, problem.loss_takes_key)
     rows = slice(batch_size)
     labels = np.issubdtype(problem.y.dtype, np.integer)  # class labels stay integers, as in a sweep
     X, y = jnp.asarray(problem.X[rows], dtype), jnp.asarray(problem.y[rows], jnp.int32 if labels else dtype)
@@ -123,9 +131,9 @@ def jitted_step(problem, make_optimizer, learning_rate, dtype, batch_size=None):
 
     @jax.jit
     def step(params, opt_state, X, y):
-        grads = jax.grad(problem.loss)(params, X, y)
+        value, grads = jax.value_and_grad(problem.loss)(params, X, y)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
+        return optax.apply_updates(params, updates), opt_state, *((value,) if watched else ())
 
     return step, (params, optimizer.init(params), X, y)
 
@@ -151,7 +159,7 @@ def loop_seconds_and_cost(problem, make_optimizer, learning_rate, *, steps, repe
     def loop():
         p, s = params, opt_state
         for _ in range(steps):
-            p, s = compiled(p, s, X, y)
+            p, s, *_ = compiled(p, s, X, y)
         jax.block_until_ready(p)
 
     return wall_times(loop, repeats), _cost(compiled)

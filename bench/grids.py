@@ -2,10 +2,10 @@
 
 Each heatmap is a grid of (learning rate x a second hyperparameter) run as
 one ``gdjax.sweep(grid=...)``. Per cell: the steps to the problem's target
-(the first step at or below it, exact: the loss is logged every step; over
-several seeds the median, a seed that never reached it counting as never),
-the final loss, and whether the run diverged (its loss went non-finite or
-ended above where it started). Where the loss is quadratic
+(the start of the run's final stay at or below it, exact: full-batch runs
+watch the loss every step; over several seeds the median, a seed that
+never reached it counting as never), the final loss, and whether the run
+diverged (``SweepResult.diverged_at``: the one rule of every table). Where the loss is quadratic
 (``gdjax.theory``), the heavy ball's predicted optimum and stability limit
 stand beside the measured best cell and the largest stable rate, and GD
 and the heavy ball are run at their predicted optima to compare their
@@ -16,15 +16,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import numpy as np
 import pandas as pd
 
 import gdjax
-from bench.suites import KNOWN_PROBLEMS, target_loss
+from bench.metrics import median_steps
+from bench.suites import KNOWN_PROBLEMS
 from gdjax.theory import curvature
-
-QUADRATIC_TARGET_FRACTION = 1e-10  # of the starting loss: as bench.conditioning
 
 
 class Heatmap(NamedTuple):
@@ -47,45 +45,24 @@ HEATMAPS = (
 PROBLEMS = {"quadratic_k100": lambda: gdjax.quadratic(100.0), **KNOWN_PROBLEMS}
 
 
-def _start_and_target(problem: gdjax.Problem) -> tuple[float, float]:
-    with jax.enable_x64(True):
-        start = float(problem.loss(jax.tree.map(np.asarray, problem.init(0)), problem.X, problem.y))
-    target = target_loss(problem)
-    return start, (QUADRATIC_TARGET_FRACTION * start if np.isnan(target) else target)
-
-
-def first_at_or_below(curves: np.ndarray, target: float, log_every: int) -> np.ndarray:
-    """The first logged step whose loss is at most ``target`` along the last axis; -1 where none."""
-    reached = curves <= target
-    return np.where(reached.any(axis=-1), (reached.argmax(axis=-1) + 1) * log_every, -1)
-
-
-def median_steps(steps: np.ndarray) -> np.ndarray:
-    """Median over seeds (axis 0), a seed that never reached (-1) counting as never: inf when half did not."""
-    return np.median(np.where(steps < 0, np.inf, steps), axis=0)
-
-
 def run_heatmap(heatmap: Heatmap, profile: str, *, dtype: str, devices=None) -> tuple[pd.DataFrame, list]:
     """The heatmap's cells (one row each) and its theory rows (empty where the loss is not quadratic)."""
     problem = PROBLEMS[heatmap.problem]()
     n = GRID_POINTS[profile]
     rates = np.geomspace(*heatmap.learning_rates, n)
     values = np.linspace(*heatmap.values, n)
-    start, target = _start_and_target(problem)
     program = gdjax.prepare_sweep(
         problem,
         heatmap.optimizer,
         grid={"learning_rate": rates, heatmap.axis: values},
         steps=heatmap.steps,
         seeds=heatmap.seeds,
-        log_every=1,
         dtype=dtype,
         devices=devices,
     )
     compiled = program.compile()
     res = program.result(program.execute(compiled))
-    steps = first_at_or_below(res.loss_curve, target, 1)
-    diverged = (res.diverged_at >= 0) | ~(res.final_loss <= start)
+    steps = res.at_target_from
     median = median_steps(steps)
     cells = pd.DataFrame(
         {
@@ -96,11 +73,11 @@ def run_heatmap(heatmap: Heatmap, profile: str, *, dtype: str, devices=None) -> 
             "learning_rate": res.grid["learning_rate"],
             "axis": heatmap.axis,
             "value": res.grid[heatmap.axis],
-            "target_loss": target,
+            "target_loss": problem.facts.target_loss,
             "steps_to_target_median": median,
             "reached_fraction": (steps >= 0).mean(axis=0),
             "final_loss_median": np.median(res.final_loss, axis=0),
-            "diverged_fraction": diverged.mean(axis=0),
+            "diverged_fraction": (res.diverged_at >= 0).mean(axis=0),
         }
     )
     best = int(np.argmin(median)) if np.isfinite(median).any() else -1
@@ -147,7 +124,6 @@ def _theory_rows(heatmap, problem, cells, program, compiled) -> list[dict]:
             row("largest stable learning_rate", float(theory.heavy_ball_limit(beta)),
                 stable.max() if len(stable) else np.nan, momentum=beta, step=rate_step, log=True)
         )  # fmt: skip
-    _, target = _start_and_target(problem)
     # both optima on the heatmap's compiled program: GD is the heavy ball at momentum 0 (v = g + 0 v = g)
     optima = program.rerun(
         seeds=heatmap.seeds[:1],
@@ -156,8 +132,7 @@ def _theory_rows(heatmap, problem, cells, program, compiled) -> list[dict]:
             {"learning_rate": predicted_rate, "momentum": predicted_beta},
         ],
     )
-    curves = optima.result(optima.execute(compiled)).loss_curve[0]
-    gd_steps, ball_steps = first_at_or_below(curves, target, 1)
+    gd_steps, ball_steps = optima.result(optima.execute(compiled)).at_target_from[0]
     for quantity, predicted, measured in (
         ("gd steps at 2/(L+mu)", np.nan, gd_steps),
         ("heavy ball steps at its optimum", np.nan, ball_steps),

@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 
 import gdjax
-from bench.suites import optimum, resolve_problem, stability_limit
+from bench.suites import resolve_problem
+from gdjax.problems import TEXTBOOK_RATE
 
 # Points a drawn path or cost curve keeps at most (log_every = steps // this).
 POINTS_PER_LINE = 2_000
 # Plain GD on the regression: rates as fractions of its stability limit 2 / lambda_max.
 COST_LESSON_RATES = {"too small": 0.05, "the textbook's 5e-4": None, "too large": 1.05}
-TEXTBOOK_RATE = 5e-4
 
 
 class Lessons(NamedTuple):
@@ -66,12 +66,12 @@ def run_lessons(summary: pd.DataFrame, steps: dict, *, dtype: str, devices=None,
     cost = None
     if "linear_regression" in problems:
         problem = problems["linear_regression"]
-        limit = stability_limit(problem)
+        limit = 2 / problem.facts.curvature[0]  # plain GD's stability limit
         rates = [TEXTBOOK_RATE if share is None else share * limit for share in COST_LESSON_RATES.values()]
         n_steps = steps["linear_regression"]
         # every step: the diverging rate leaves the picture within a few hundred steps
         cost = gdjax.sweep(problem, "gd", rates, n_steps, log_every=1, dtype=dtype)
-    optima = {name: optimum(problem) for name, problem in problems.items() if name in drawn}
+    optima = {name: problem.facts.optimum for name, problem in problems.items() if name in drawn}
     return Lessons(paths, cost, problems, optima)
 
 

@@ -14,14 +14,22 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report import (
-    _best_rate_table,
     _conditioning_section,
     _speed_table,
     _standardization_lines,
+    _tuned_table,
     networks_table,
     theory_table,
 )
-from bench.tables import BOOL_COLUMNS, MACHINE_TABLES, SCHEMA, SCHEMA_VERSION, TEXT_COLUMNS, read_table
+from bench.tables import (
+    BOOL_COLUMNS,
+    MACHINE_TABLES,
+    SCHEMA,
+    SCHEMA_VERSION,
+    TEXT_COLUMNS,
+    read_metadata,
+    read_table,
+)
 
 ROOT = Path(__file__).parents[1]
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- end -->)", re.DOTALL)
@@ -55,14 +63,36 @@ def blocks(results: Path) -> dict[str, str]:
         if pd.notna(row.predicted_stability_limit)
     ]
     return {
-        "best-rates": _best_rate_table(summary),
+        "best-rates": _tuned_table(table("tuned.csv")),  # on fresh seeds, not the tuning ones
         "lessons": "\n".join([*_standardization_lines(summary), *stability]),
         "speed": _speed_table(textbook),
+        "large-grids": large_grids(results),
         "conditioning": conditioning[2],
         "networks": networks_table(table("networks-summary.csv")),
         "theory": theory_table(table("theory.csv")),
         "columns": columns_reference(),
     }
+
+
+def large_grids(results: Path) -> str:
+    """The run's floor (metadata.json) and the 4,096-run sweeps of devices.csv (beside ``results``)."""
+    metadata = read_metadata(results)
+    devices = _numbers(read_table(results.parent / "devices.csv"))
+    lines = [
+        f"- floor of the committed run: {metadata['floor_gflop_per_s']:.3g} GFLOP/s, "
+        f"{metadata['floor_gexp_per_s']:.3g} G exp/s ({metadata['device_count']} x {metadata['device_kind']})"
+    ]
+    widest = (
+        devices.groupby(["machine", "device"])["device_count"].transform("max") == devices["device_count"]
+    )
+    shown = devices[widest & (devices["optimizer"] == "gd")]  # plain GD on all of each machine's devices
+    for row in shown.sort_values(["machine", "device", "problem"]).itertuples():
+        lines.append(
+            f"- {row.problem}, {row.optimizer}: {row.n_runs:,} runs on {row.device} x{row.device_count} "
+            f"({row.machine}): {row.ns_per_lr_step:.3g} ns per LR-step [{row.ns_per_lr_step_min:.3g}, "
+            f"{row.ns_per_lr_step_max:.3g}]"
+        )
+    return "\n".join(lines)
 
 
 def columns_reference() -> str:

@@ -13,9 +13,10 @@ import gdjax
 from bench import baselines
 from bench.cache import RunCache, problem_fingerprint
 from bench.metrics import best_point_values, convergence_frame, mean_curve, summarize
-from bench.suites import STOP_TOLERANCE, Cell, resolve_problem
+from bench.suites import STOP_TOLERANCE, Cell, one_seed_where_deterministic, resolve_problem
 from bench.timing import per_lr_step_ns, time_sweep, wall_times
-from bench.tuned import FRESH_SEEDS, tuned_table
+from bench.tuned import fresh_seeds, tuned_table
+from gdjax.step import watched_every_step
 
 TEXTBOOK_TIMED_STEPS = 2_000
 PYTHON_LOOP_TIMED_STEPS = 300
@@ -43,14 +44,30 @@ class SuiteTables(NamedTuple):
 
 
 def timing_row(
-    cell_problem, optimizer, implementation, n_runs, steps, run_s, compile_s, cost, rates, textbook_ns
+    cell_problem,
+    optimizer,
+    implementation,
+    includes,
+    n_runs,
+    steps,
+    run_s,
+    compile_s,
+    cost,
+    rates,
+    textbook_ns,
 ):
+    """One row of timing.csv; ``includes`` says what the timed program does beside the optimizer's step.
+
+    The speedup over the textbook loop (plain GD) is given for gd rows only:
+    other optimizers do other work a step.
+    """
     ns, fastest, slowest = per_lr_step_ns(run_s, n_runs, steps)
     flop_floor_ns, full_floor_ns = baselines.floor_ns(cost, rates)
     return {
         "problem": cell_problem,
         "optimizer": optimizer,
         "implementation": implementation,
+        "includes": includes,
         "n_runs": n_runs,
         "steps": steps,
         "compile_s": compile_s,
@@ -62,7 +79,7 @@ def timing_row(
         "floor_ns_per_lr_step": flop_floor_ns,
         "transcendentals_per_lr_step": cost.transcendentals,
         "floor_with_transcendentals_ns": full_floor_ns,
-        "speedup_over_textbook": textbook_ns / ns,
+        "speedup_over_textbook": textbook_ns / ns if optimizer == "gd" else np.nan,
         "ratio_to_floor": ns / flop_floor_ns,
         "ratio_to_floor_with_transcendentals": ns / full_floor_ns,
     }
@@ -89,6 +106,10 @@ def run_suite(
     """
     if problems is None:
         problems = {name: resolve_problem(name) for name in dict.fromkeys(cell.problem for cell in cells)}
+    cells = [
+        one_seed_where_deterministic(cell, not gdjax.seeds_matter(problems[cell.problem], cell.optimizer))
+        for cell in cells
+    ]
     cache = cache or RunCache(None)
     with jax.enable_x64(dtype == "float64"):
         return _run_cells(
@@ -184,8 +205,16 @@ def sweep_and_loop_rows(
     )
     n_runs = len(program.learning_rates) * len(program.seeds)
     common = dict(cost=cost, rates=rates, textbook_ns=textbook_ns)
-    sweep = ("gdjax.sweep", n_runs, program.steps, sweep_timing.run_s, sweep_timing.compile_s)
-    loop = ("python loop of jitted step", 1, loop_steps, loop_s, np.nan)
+    watched = (
+        "the loss watched every step"
+        if watched_every_step(program.batch_size, problem.n_examples, problem.loss_takes_key)
+        else "parameters checked every step"
+    )
+    logged = f"the loss on all data logged every {program.log_every} steps"
+    extras = [watched, logged, *(["the parameter change's norm"] if program.tolerance is not None else [])]
+    sweep_includes = f"step, {', '.join(extras)} ({program.dtype})"
+    sweep = ("gdjax.sweep", sweep_includes, n_runs, program.steps, sweep_timing.run_s, sweep_timing.compile_s)
+    loop = ("python loop of jitted step", f"step only ({program.dtype})", 1, loop_steps, loop_s, np.nan)
     return [timing_row(name, optimizer, *row, **common) for row in (sweep, loop)]
 
 
@@ -209,6 +238,7 @@ def _textbook_timing(problem, dtype, repeats, rates) -> dict:
         problem.name,
         "gd",
         "textbook numpy loop",
+        "step only (numpy float64, as the textbook wrote it)",
         1,
         TEXTBOOK_TIMED_STEPS,
         textbook_s,
@@ -251,7 +281,7 @@ def _run_cell(cell, problem, dtype, repeats, devices, rates, textbook_ns) -> dic
     curve = mean_curve(result, row["best_learning_rate"], row["best_hyperparameters"])
     # the best point on the fresh seeds, by this grid's compiled program (no second compile)
     try:
-        rerun = program.rerun(seeds=FRESH_SEEDS, points=[best_point_values(row)])
+        rerun = program.rerun(seeds=fresh_seeds(row), points=[best_point_values(row)])
         rerun = rerun.result(rerun.execute(sweep_timing.compiled))
     except ValueError:  # a grid of fewer runs than fresh seeds (off a CPU): tuned_table runs its own
         rerun = None

@@ -87,17 +87,6 @@ LOG_EVERY_OF = {
     "logistic_regression_separable": 10,
 }
 
-# XOR is reached when its loss is at most this: any output on the wrong side
-# of 0.5 alone adds 0.5 * 0.5**2 = 0.125, so it implies all four are right.
-XOR_TARGET_LOSS = 0.01
-# Regression is reached within this factor of the least-squares optimum's cost.
-REGRESSION_TARGET_FACTOR = 1.01
-# Rosenbrock's minimum is 0 at (1, 1); near it the loss is about 0.2 d**2 along
-# the valley (Hessian eigenvalue 0.4), so this loss means within about 7e-5 of (1, 1).
-ROSENBROCK_TARGET_LOSS = 1e-9
-# Logistic regression is reached within this factor of its exact minimum.
-LOGISTIC_TARGET_FACTOR = 1 + 1e-4
-
 
 class Cell(NamedTuple):
     """One compiled sweep of the suite: a problem, an optimizer and its grid."""
@@ -110,6 +99,22 @@ class Cell(NamedTuple):
     log_every: int
     grid: tuple[tuple[str, tuple[float, ...]], ...] = ()  # other hyperparameters' axes: (name, values)
     schedule: str = "constant"
+    rate_range: tuple[float, float] | None = None  # (low, high) of a profile's log-spaced rates; None: given
+
+
+def one_seed_where_deterministic(cell: Cell, deterministic: bool) -> Cell:
+    """``cell`` run once where its seeds change nothing (n = 1; ``gdjax.seeds_matter``).
+
+    A profile's grid then spends the seeds' runs on rates instead: as many
+    log-spaced rates over the same range as it had rates x seeds, so every
+    cell of a profile runs the same number of runs. Rates given stay as given.
+    """
+    if not deterministic:
+        return cell
+    rates = cell.learning_rates
+    if cell.rate_range is not None:
+        rates = np.geomspace(*cell.rate_range, len(cell.learning_rates) * len(cell.seeds))
+    return cell._replace(seeds=cell.seeds[:1], learning_rates=rates)
 
 
 def build_suite(
@@ -136,10 +141,10 @@ def build_suite(
                     raise ValueError(
                         f"no default learning rates for {optimizer} on {problem}; give them (--lrs)"
                     )
-                low, high = LEARNING_RATE_RANGES[problem, optimizer]
-                rates = np.geomspace(low, high, N_LEARNING_RATES[profile])
+                rate_range = LEARNING_RATE_RANGES[problem, optimizer]
+                rates = np.geomspace(*rate_range, N_LEARNING_RATES[profile])
             else:
-                rates = np.asarray(learning_rates, dtype=np.float64)
+                rate_range, rates = None, np.asarray(learning_rates, dtype=np.float64)
             cells.append(
                 Cell(
                     problem,
@@ -150,6 +155,7 @@ def build_suite(
                     min(LOG_EVERY_OF.get(problem, LOG_EVERY), n_steps),
                     axes,
                     schedule,
+                    rate_range,
                 )
             )
     return cells
@@ -182,83 +188,3 @@ def resolve_problem(name: str) -> gdjax.Problem:
             f"problem {name!r}: {function_name}() must return a gdjax.Problem; got {type(problem).__name__}"
         )
     return problem._replace(name=name)
-
-
-def least_squares(problem: gdjax.Problem):
-    """The exact least-squares solution and its cost (numpy, float64)."""
-    theta = np.linalg.lstsq(problem.X, problem.y, rcond=None)[0]
-    residual = problem.X @ theta - problem.y
-    return theta, float(residual @ residual / (2 * problem.n_examples))
-
-
-def logistic_minimum(problem: gdjax.Problem):
-    """The exact minimiser of a logistic regression and its loss: Newton's method in numpy, float64."""
-    X, y, l2 = problem.X, problem.y, problem.loss.l2
-    m, n = X.shape
-    w = np.zeros(n)
-    for _ in range(100):
-        p = 1 / (1 + np.exp(-(X @ w)))
-        gradient = X.T @ (p - y) / m + l2 * w
-        hessian = (X.T * (p * (1 - p))) @ X / m + l2 * np.eye(n)
-        w = w - np.linalg.solve(hessian, gradient)
-        if np.linalg.norm(gradient) < 1e-13:
-            break
-    else:
-        raise RuntimeError("Newton's method did not converge on the logistic regression")
-    logits = X @ w
-    return w, float(np.mean(np.logaddexp(0, logits) - y * logits) + 0.5 * l2 * w @ w)
-
-
-def known_objective(problem: gdjax.Problem) -> str:
-    """Which known objective ``problem`` is, by its loss: names are free (a CSV is least squares)."""
-    loss = problem.loss
-    if loss is gdjax.problems.regression_cost:
-        return "least_squares"
-    if isinstance(loss, gdjax.problems.LogisticLoss):
-        return "logistic"
-    if loss is gdjax.problems.xor_loss:
-        return "xor"
-    if loss == gdjax.problems._FunctionLoss(gdjax.problems.rosenbrock_function):
-        return "rosenbrock"
-    return "unknown"
-
-
-def target_loss(problem: gdjax.Problem) -> float:
-    """The loss a run must reach to count as done (see the constants above); NaN where none is known."""
-    kind = known_objective(problem)
-    if kind == "least_squares":
-        return REGRESSION_TARGET_FACTOR * least_squares(problem)[1]
-    if kind == "logistic":
-        return LOGISTIC_TARGET_FACTOR * logistic_minimum(problem)[1]
-    if kind == "xor":
-        return XOR_TARGET_LOSS
-    if kind == "rosenbrock":
-        return ROSENBROCK_TARGET_LOSS
-    return np.nan
-
-
-def minimum_loss(problem: gdjax.Problem) -> float:
-    """The loss at the problem's known minimum (0 for XOR's infimum); NaN where none is known."""
-    kind = known_objective(problem)
-    if kind == "least_squares":
-        return least_squares(problem)[1]
-    if kind == "logistic":
-        return logistic_minimum(problem)[1]
-    return 0.0 if kind in ("xor", "rosenbrock") else np.nan
-
-
-def optimum(problem: gdjax.Problem) -> np.ndarray | None:
-    """The parameters at the problem's known minimum, or None where none is known (XOR)."""
-    kind = known_objective(problem)
-    if kind == "least_squares":
-        return least_squares(problem)[0]
-    if kind == "logistic":
-        return logistic_minimum(problem)[0]
-    if kind == "rosenbrock":
-        return np.ones(2)
-    return None
-
-
-def stability_limit(problem: gdjax.Problem) -> float:
-    """Plain GD's predicted stability limit ``2 / lambda_max(X.T X / m)`` for least squares."""
-    return 2 / np.linalg.eigvalsh(problem.X.T @ problem.X / problem.n_examples).max()

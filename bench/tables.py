@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Every table's columns, in order, with what each holds. README's column
 # reference is this, verbatim.
@@ -21,6 +21,8 @@ SCHEMA: dict[str, dict[str, str]] = {
         "problem": "problem name",
         "optimizer": "optimizer name (the textbook loop is plain GD)",
         "implementation": "gdjax.sweep | textbook numpy loop | python loop of jitted step",
+        "includes": "what the timed program does beside the optimizer's step (the floor counts the step "
+        "alone), and its dtype",
         "n_runs": "runs timed together: learning rates x seeds (1 for the baselines)",
         "steps": "steps per run in the timed call",
         "compile_s": "ahead-of-time compile time in seconds (sweep only)",
@@ -33,7 +35,8 @@ SCHEMA: dict[str, dict[str, str]] = {
         "transcendentals_per_lr_step": "exp, log, ... of one step of one run (XLA's cost analysis)",
         "floor_with_transcendentals_ns": "floor_ns_per_lr_step plus transcendentals_per_lr_step at the exp "
         "rate measured in this run",
-        "speedup_over_textbook": "textbook numpy loop's ns per step / ns_per_lr_step",
+        "speedup_over_textbook": "textbook numpy loop's ns per step / ns_per_lr_step; gd rows only (the "
+        "same algorithm)",
         "ratio_to_floor": "ns_per_lr_step / floor_ns_per_lr_step (1 = at the floor)",
         "ratio_to_floor_with_transcendentals": "ns_per_lr_step / floor_with_transcendentals_ns",
     },
@@ -51,11 +54,19 @@ SCHEMA: dict[str, dict[str, str]] = {
         "name=value;name=value, empty where only the learning rate is swept",
         "final_loss": "loss on all data after the last step",
         "best_loss": "lowest finite loss on all data at the start, logged points and end",
-        "diverged_at": "first step at which the run was seen non-finite; -1 if never",
+        "diverged_at": "first observed step at which the run had diverged (the one rule: loss not finite, or "
+        "its excess over the known minimum above 1e6 x the starting excess, above 1e30 where no minimum is "
+        "known); -1 if never",
+        "first_at_target": "first observed step whose loss was at or below target_loss; -1 if never",
         "stopped_at": "first step whose parameter change was below 1e-6 (the classic stop); -1 if never",
-        "target_loss": "1.01 x the least-squares cost (regressions), 1.0001 x the exact minimum "
-        "(logistic), 0.01 (XOR), 1e-9 (Rosenbrock); NaN for a problem of your own",
-        "steps_to_target": "first logged step whose loss reached target_loss; -1 if never",
+        "target_loss": "the problem's declared target (gdjax.Facts): 1.01 x the least-squares cost "
+        "(regressions), 1.0001 x the exact minimum (logistic), 0.01 (XOR), 1e-9 (Rosenbrock); NaN: none",
+        "target_resolution": "steps between observations of the loss: 1 for full batch (exact), log_every "
+        "for minibatches",
+        "examples_to_target": "steps_to_target x examples a step; -1 if never",
+        "epochs_to_target": "examples_to_target / examples in the data set; empty if never",
+        "steps_to_target": "start of the run's final stay at or below target_loss (it stayed there to the "
+        "end); one gradient evaluation a step; -1 if it ended above",
         "param_distance": "Euclidean distance of the final parameters from the known optimum (not XOR)",
         "settled": "final_loss within 0.1% of best_loss (False for oscillating runs such as Adam)",
     },
@@ -73,39 +84,58 @@ SCHEMA: dict[str, dict[str, str]] = {
         "optimizer": "optimizer name",
         "schedule": "the learning rate's schedule",
         "best_learning_rate": "the best point's rate: the point (rate and hyperparameters) with the most "
-        "seeds ending at target, then fewest steps, then lowest mean final loss",
+        "seeds that stayed at the target to the end, then fewest median steps to target, then lowest "
+        "median final loss",
         "best_hyperparameters": "the best point's other swept hyperparameters (convergence.csv)",
-        "n_seeds": "seeds run at each learning rate",
-        "reached_fraction": "fraction of seeds whose final loss is at the target, at the best learning rate",
-        "steps_to_target_mean": "mean steps to target over those seeds",
-        "steps_to_target_std": "their standard deviation",
-        "final_loss_mean": "mean final loss over seeds at the best learning rate",
-        "final_loss_std": "its standard deviation",
-        "best_loss_mean": "mean best loss over seeds at the best learning rate",
+        "best_on_edge": "the best point is at the low or high end of an axis of its grid: the grid may be "
+        "too small",
+        "best_by": "steps_to_target, or final_loss where no point of the grid reached the target",
+        "tuning_points": "points of the grid (the tuning budget is tuning_points x n_seeds runs)",
+        "n_seeds": "seeds run at each point (1 where seeds change nothing: see seeds_matter)",
+        "seeds_matter": "whether runs differ by seed (a seeded start, minibatches or noise; "
+        "gdjax.seeds_matter)",
+        "reached_fraction": "fraction of seeds that stayed at the target to the end, at the best point",
+        "steps_to_target_median": "median steps to target over the seeds, a seed that never reached it "
+        "counting as never (inf)",
+        "first_at_target_median": "median first observed step at or below the target (inf: never)",
+        "target_resolution": "steps between observations of the loss (1: exact)",
+        "examples_to_target_median": "steps_to_target_median x examples a step",
+        "epochs_to_target_median": "examples_to_target_median / examples in the data set",
+        "final_loss_median": "median final loss over seeds at the best point",
+        "best_loss_median": "median best loss over seeds at the best point",
         "diverged_runs": "runs of the whole grid that diverged",
         "largest_finite_learning_rate": "largest learning rate of the grid at which no seed diverged (at the "
         "best point's other hyperparameters)",
-        "predicted_stability_limit": "plain GD on regression: 2 / lambda_max(X.T X / m)",
+        "predicted_stability_limit": "plain GD on a problem of declared curvature: 2 / L",
     },
     "tuned.csv": {
         "problem": "problem name",
         "optimizer": "optimizer name",
         "learning_rate": "the best learning rate of the grid (summary.csv), rerun here",
         "hyperparameters": "the best point's other swept hyperparameters, rerun with it",
-        "n_seeds": "fresh seeds run (1000..1009: none of them tuned the rate)",
-        "reached_fraction": "fraction of fresh seeds whose final loss is at the target (XOR: solved, "
+        "schedule": "the learning rate's schedule",
+        "best_on_edge": "summary.csv's: the point is on its grid's edge",
+        "best_by": "summary.csv's: steps_to_target, or final_loss where no point reached the target",
+        "tuning_points": "points of the tuning grid",
+        "tuning_seeds": "seeds of the tuning grid",
+        "seeds_matter": "whether runs differ by seed; where not, one fresh seed is run (n = 1, no interval)",
+        "n_seeds": "fresh seeds run (1000..1009, the same for every optimizer: paired; none tuned the point)",
+        "reached_fraction": "fraction of fresh seeds that stayed at the target to the end (XOR: solved, "
         "every output right)",
         "diverged_seeds": "fresh seeds that diverged",
-        "final_loss_mean": "mean final loss over the fresh seeds that did not diverge",
-        "final_loss_std": "its standard deviation (ddof 1)",
-        "final_loss_ci_low": "95% confidence interval of the mean (Student's t), low end",
+        "steps_to_target_median": "median steps to target over the fresh seeds, a seed that never reached "
+        "it counting as never (inf)",
+        "steps_to_target_ci_low": "95% order-statistic interval of the median (x_(2) of 10; covers at least "
+        "95% for any distribution), low end; empty for n = 1",
+        "steps_to_target_ci_high": "high end (x_(9) of 10; inf: never)",
+        "target_resolution": "steps between observations of the loss (1: exact)",
+        "examples_to_target_median": "steps_to_target_median x examples a step",
+        "epochs_to_target_median": "examples_to_target_median / examples in the data set",
+        "final_loss_median": "median final loss over the fresh seeds (a diverged seed counts as inf)",
+        "final_loss_ci_low": "95% order-statistic interval of the median, low end; empty for n = 1",
         "final_loss_ci_high": "high end",
-        "steps_to_target_mean": "mean steps to target over the seeds that ended at the target",
-        "steps_to_target_std": "its standard deviation (ddof 1)",
-        "steps_to_target_ci_low": "95% confidence interval of the mean (Student's t), low end",
-        "steps_to_target_ci_high": "high end",
         "tuneable_lr_low": "lowest rate of the contiguous grid range around the best within 2x of its "
-        "result (steps to target if every seed reached it, else mean final loss)",
+        "result (median steps to target if every seed reached it, else median final loss)",
         "tuneable_lr_high": "highest rate of that range",
         "tuneability_decades": "log10(tuneable_lr_high / tuneable_lr_low): wider is easier to tune",
     },
@@ -125,7 +155,9 @@ SCHEMA["conditioning.csv"] = {
     "condition_number": "ratio of the largest to the smallest eigenvalue of gdjax.quadratic's matrix",
     "optimizer": "optimizer name",
     "best_learning_rate": "the grid's rate that reached the target in the fewest steps; empty if none did",
-    "steps_to_target": "first step whose loss was at most 1e-10 of the starting loss; -1 if none",
+    "best_on_edge": "the best rate is the lowest or highest of the grid",
+    "steps_to_target": "start of the final stay at or below 1e-10 of the starting loss (exact, from x0 = "
+    "(1, 0.3)); -1 if none",
     "steps": "steps per run",
 }
 _NETWORK_RUN = {
@@ -198,17 +230,17 @@ NETWORK_TABLES = ("networks.csv", "networks-summary.csv", "networks-curves.csv")
 SCHEMA["grids.csv"] = {
     "problem": "problem (quadratic_k100 is gdjax.quadratic(100.0))",
     "optimizer": "optimizer name",
-    "steps": "steps per run (the loss logged every step)",
+    "steps": "steps per run (full batch: the loss watched every step)",
     "n_seeds": "seeds per cell (1 where every seed starts alike and steps on all data: n = 1)",
     "learning_rate": "the cell's learning rate (log-spaced axis)",
     "axis": "the second hyperparameter's name (an argument of the optimizer: momentum, b1)",
     "value": "its value in this cell (linear axis)",
     "target_loss": "the problem's target; for the quadratic 1e-10 of the starting loss",
-    "steps_to_target_median": "median over seeds of the first step at or below it (a seed that never got "
-    "there counts as never: inf when half or more did not)",
-    "reached_fraction": "fraction of seeds that reached it",
+    "steps_to_target_median": "median over seeds of the start of the final stay at or below it (a seed "
+    "that never got there counts as never: inf when half or more did not)",
+    "reached_fraction": "fraction of seeds that reached it and stayed",
     "final_loss_median": "median loss after the last step",
-    "diverged_fraction": "fraction of seeds diverged: non-finite, or the final loss above the starting loss",
+    "diverged_fraction": "fraction of seeds diverged (convergence.csv's diverged_at rule)",
     "best": "True for the cell with the fewest steps to target (ties: the first in row-major order)",
     "best_on_edge": "the same on every row of a heatmap: True when its best cell is on the grid's edge "
     "(the grid may be too small)",
@@ -299,6 +331,9 @@ INTEGER_COLUMNS = {
     "diverged_at",
     "stopped_at",
     "steps_to_target",
+    "first_at_target",
+    "examples_to_target",
+    "target_resolution",
     "n_seeds",
     "diverged_runs",
     "diverged_seeds",
@@ -312,9 +347,9 @@ INTEGER_COLUMNS = {
 }
 TEXT_COLUMNS = {
     "problem", "optimizer", "implementation", "dtype", "machine", "device", "series", "axis", "quantity",
-    "schedule", "hyperparameters", "best_hyperparameters",
+    "schedule", "hyperparameters", "best_hyperparameters", "best_by", "includes",
 }  # fmt: skip
-BOOL_COLUMNS = {"settled", "best_on_edge", "best"}
+BOOL_COLUMNS = {"settled", "best_on_edge", "best", "seeds_matter"}
 TIMING_DIGITS, VALUE_DIGITS = 4, 7
 
 
@@ -460,9 +495,19 @@ def read_metadata(folder: Path) -> dict:
 # Tolerances of `bench check` (timing is never compared). Loss values are
 # compared relatively; final losses and parameter distances only where both
 # runs settled (an oscillating run's final value depends on rounding);
-# steps to target may move by one logged interval.
+# steps to target may move by one observation interval or STEPS_RTOL.
 LOSS_RTOL = 1e-3
 DISTANCE_RTOL, DISTANCE_ATOL = 1e-2, 1e-4
+STEPS_RTOL = 1e-2
+
+
+def _steps_close(a, b, resolution) -> np.ndarray:
+    """Steps to target that agree: both never (-1 or inf) or both reached, within resolution or STEPS_RTOL."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    a, b = np.where(a < 0, np.inf, a), np.where(b < 0, np.inf, b)
+    with np.errstate(invalid="ignore"):
+        near = np.abs(a - b) <= np.maximum(resolution, STEPS_RTOL * np.maximum(a, b))
+    return (a == b) | (np.isnan(a) & np.isnan(b)) | (np.isfinite(a) & np.isfinite(b) & near)
 
 
 def compare_convergence(new: pd.DataFrame, reference: pd.DataFrame) -> list[str]:
@@ -493,10 +538,9 @@ def compare_convergence(new: pd.DataFrame, reference: pd.DataFrame) -> list[str]
         "final_loss": close("final_loss", LOSS_RTOL, 0, settled.to_numpy()),
         "param_distance": close("param_distance", DISTANCE_RTOL, DISTANCE_ATOL, settled.to_numpy()),
         "diverged": (both["diverged_at"] >= 0).to_numpy() == (both["diverged_at_ref"] >= 0).to_numpy(),
-        "steps_to_target": (
-            np.abs(both["steps_to_target"] - both["steps_to_target_ref"]) <= both["log_every"]
-        ).to_numpy()
-        & ((both["steps_to_target"] >= 0) == (both["steps_to_target_ref"] >= 0)).to_numpy(),
+        "steps_to_target": _steps_close(
+            both["steps_to_target"], both["steps_to_target_ref"], both["target_resolution"]
+        ),
     }
     for name, ok in checks.items():
         column = "diverged_at" if name == "diverged" else name
@@ -509,7 +553,10 @@ def compare_convergence(new: pd.DataFrame, reference: pd.DataFrame) -> list[str]
 
 
 def check(new_dir: Path, reference_dir: Path) -> list[str]:
-    """Check every table of ``new_dir`` against its schema, and its convergence against ``reference_dir``.
+    """Check every table of ``new_dir`` against its schema, and its results against ``reference_dir``.
+
+    Compared: convergence.csv run by run, the PUBLISHED tables (summary,
+    tuned, conditioning) row by row, and grids.csv cell by cell; timing never.
 
     Raises TableError for a missing or damaged file or a schema mismatch;
     returns the differences found (empty when within tolerance).
@@ -533,6 +580,14 @@ def check(new_dir: Path, reference_dir: Path) -> list[str]:
     differences = compare_convergence(
         read_table(Path(new_dir) / "convergence.csv"), read_table(Path(reference_dir) / "convergence.csv")
     )
+    for name in PUBLISHED:
+        present = [(Path(folder) / name).exists() for folder in (new_dir, reference_dir)]
+        if all(present):
+            differences += compare_published(
+                name, read_table(Path(new_dir) / name), read_table(Path(reference_dir) / name)
+            )
+        elif any(present):  # one cannot be compared: say so, never pass quietly
+            differences.append(f"{name} is in only one of {new_dir} and {reference_dir}")
     grids = [(Path(folder) / "grids.csv").exists() for folder in (new_dir, reference_dir)]
     if any(grids):
         if not all(grids):
@@ -540,6 +595,46 @@ def check(new_dir: Path, reference_dir: Path) -> list[str]:
         differences += compare_grids(
             read_table(Path(new_dir) / "grids.csv"), read_table(Path(reference_dir) / "grids.csv")
         )
+    return differences
+
+
+# What `bench check` compares in the published per-cell tables: columns that must be equal, and
+# steps to target (within their resolution or STEPS_RTOL). Final losses of oscillating runs depend on
+# rounding, timing on the machine: neither is compared here.
+PUBLISHED = {
+    "summary.csv": (
+        ["best_learning_rate", "best_hyperparameters", "best_on_edge", "best_by", "n_seeds",
+         "reached_fraction", "diverged_runs"],
+        ["steps_to_target_median"],
+    ),
+    "tuned.csv": (
+        ["learning_rate", "hyperparameters", "n_seeds", "reached_fraction", "diverged_seeds"],
+        ["steps_to_target_median", "steps_to_target_ci_low", "steps_to_target_ci_high"],
+    ),
+    "conditioning.csv": (["best_learning_rate", "best_on_edge"], ["steps_to_target"]),
+}  # fmt: skip
+
+
+def compare_published(name: str, new: pd.DataFrame, reference: pd.DataFrame) -> list[str]:
+    """Differences between two of the PUBLISHED tables, one line each; empty when they agree."""
+    key = SORT_KEYS[name]
+    exact, steps = PUBLISHED[name]
+    merged = new.merge(reference, on=key, how="outer", suffixes=("", "_ref"), indicator=True)
+    differences = [
+        f"{name}: row {tuple(row[k] for k in key)} only in the "
+        f"{'new' if row['_merge'] == 'left_only' else 'reference'} table"
+        for _, row in merged[merged["_merge"] != "both"].iterrows()
+    ]
+    both = merged[merged["_merge"] == "both"]
+    resolution = both.get("target_resolution", 1)
+    for column in [*exact, *steps]:
+        a, b = both[column], both[f"{column}_ref"]
+        ok = _steps_close(a, b, resolution) if column in steps else (a == b) | a.isna() & b.isna()
+        differences += [
+            f"{name}: {column} differs for {tuple(row[k] for k in key)}: {row[column]} vs reference "
+            f"{row[f'{column}_ref']}"
+            for _, row in both[~np.asarray(ok)].iterrows()
+        ]
     return differences
 
 

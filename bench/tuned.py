@@ -1,43 +1,38 @@
-"""The tuned comparison (the DeepOBS practice): each optimizer's best rate, rerun on fresh seeds.
+"""The tuned comparison (the DeepOBS practice): each optimizer's best point, rerun on fresh seeds.
 
-The suite's grid picks each optimizer's best learning rate on its tuning
-seeds (``bench.metrics.best_learning_rate``); that rate is then rerun on
-FRESH_SEEDS, seeds the tuning never saw, and the table reports the mean,
-standard deviation and a 95% confidence interval (Student's t) of the final
-loss and of the steps to target, and the fraction of fresh seeds that ended
-at the target (for XOR: that solved it). Tuneability, from the grid: the
-contiguous range of rates around the best whose result is within
-TUNEABILITY_FACTOR of the best's (steps to target where every seed reached
-it, else mean final loss), and its width in decades.
+The suite's grid picks each optimizer's best point on its tuning seeds
+(``bench.metrics.best_point``); that point is then rerun on FRESH_SEEDS,
+seeds the tuning never saw (the same seeds for every optimizer, so
+comparisons are paired). Where seeds change nothing (``gdjax.seeds_matter``:
+a fixed start, full batch, no noise) one seed is run and reported as n = 1,
+with no interval. Otherwise the table reports the fraction of fresh seeds
+that reached the target (stayed at or below it to the end), and medians
+with their distribution-free order-statistic intervals
+(``bench.metrics.median_interval``) of the steps to target (a seed that
+never reached it counts as never: infinite) and of the final loss: both are
+positive and skewed, where a Student-t interval of the mean can go below
+zero. Tuneability, from the grid: the contiguous range of rates around the
+best whose result is within TUNEABILITY_FACTOR of the best's (steps to
+target where every seed reached it, else median final loss), and its width
+in decades.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 import gdjax
-from bench.metrics import best_point_values, convergence_frame
-from bench.suites import minimum_loss
+from bench.metrics import best_point_values, convergence_frame, median_interval
 
 # Disjoint from every profile's tuning seeds (0..4).
 FRESH_SEEDS = tuple(range(1000, 1010))
 TUNEABILITY_FACTOR = 2.0
-CONFIDENCE = 0.95
 
 
-def mean_std_interval(values) -> tuple[float, float, float, float]:
-    """Mean, standard deviation (ddof 1) and the 95% Student-t interval of the mean; NaN where undefined."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) == 0:
-        return (np.nan,) * 4
-    mean = float(values.mean())
-    if len(values) == 1:
-        return mean, np.nan, np.nan, np.nan
-    std = float(values.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(values) - 1)) * std / np.sqrt(len(values))
-    return mean, std, mean - half, mean + half
+def fresh_seeds(summary_row) -> tuple[int, ...]:
+    """The fresh seeds a summary row's best point is rerun on: one where its seeds change nothing."""
+    return FRESH_SEEDS if summary_row["seeds_matter"] else FRESH_SEEDS[:1]
 
 
 def tuneable_range(convergence: pd.DataFrame, best_rate: float, minimum: float) -> tuple[float, float]:
@@ -47,12 +42,12 @@ def tuneable_range(convergence: pd.DataFrame, best_rate: float, minimum: float) 
     excess over the problem's ``minimum`` loss (0 where it is unknown).
     """
     by_rate = convergence.groupby("learning_rate")
-    reached_all = by_rate.apply(lambda runs: bool((runs["final_loss"] <= runs["target_loss"]).all()))
+    reached_all = by_rate.apply(lambda runs: bool((runs["steps_to_target"] >= 0).all()))
     if reached_all[best_rate]:
-        steps = by_rate["steps_to_target"].mean()
+        steps = by_rate["steps_to_target"].median()
         good = reached_all & (steps <= TUNEABILITY_FACTOR * steps[best_rate])
-    else:  # nothing reached the target at the best rate: compare final losses
-        final = by_rate["final_loss"].apply(lambda loss: np.where(np.isfinite(loss), loss, np.inf).mean())
+    else:  # not every seed reached the target at the best rate: compare final losses
+        final = by_rate["final_loss"].apply(lambda loss: np.median(np.where(np.isfinite(loss), loss, np.inf)))
         excess = final - (0.0 if np.isnan(minimum) else minimum)
         if not np.isfinite(excess[best_rate]):  # every seed diverged even at the best rate
             return best_rate, best_rate
@@ -77,7 +72,7 @@ def tuned_table(
     devices=None,
     reruns: dict | None = None,
 ) -> pd.DataFrame:
-    """One row per (problem, optimizer) of ``summary``: its best rate rerun on FRESH_SEEDS.
+    """One row per (problem, optimizer) of ``summary``: its best point rerun on ``fresh_seeds``.
 
     ``reruns``: (problem, optimizer) -> the SweepResult of that rerun where
     it was already run (the harness runs it with the grid's compiled program).
@@ -94,39 +89,47 @@ def tuned_table(
             steps=cell.steps,
             points=[best_point_values(row._asdict())],
             schedule=cell.schedule,
-            seeds=FRESH_SEEDS,
+            seeds=fresh_seeds(row._asdict()),
             log_every=cell.log_every,
             dtype=dtype,
             devices=devices,
         )
         fresh = convergence_frame(result, problem)
-        finite = fresh[np.isfinite(fresh["final_loss"])]
-        ended = fresh["final_loss"] <= fresh["target_loss"]
-        loss = mean_std_interval(finite["final_loss"])
-        steps = mean_std_interval(fresh.loc[ended, "steps_to_target"])
+        reached = fresh["steps_to_target"] >= 0
+        diverged = fresh["diverged_at"] >= 0
+        loss = median_interval(np.where(diverged, np.inf, fresh["final_loss"]))
+        steps = median_interval(np.where(reached, fresh["steps_to_target"], np.inf))
+        examples_a_step = result.batch_size or problem.n_examples
         grid = convergence[  # the rates at the best point's other hyperparameters
             (convergence["problem"] == row.problem)
             & (convergence["optimizer"] == row.optimizer)
             & (convergence["hyperparameters"] == row.best_hyperparameters)
         ]
-        low, high = tuneable_range(grid, row.best_learning_rate, minimum_loss(problem))
+        low, high = tuneable_range(grid, row.best_learning_rate, problem.facts.minimum_loss)
         rows.append(
             {
                 "problem": row.problem,
                 "optimizer": row.optimizer,
                 "learning_rate": row.best_learning_rate,
                 "hyperparameters": row.best_hyperparameters,
+                "schedule": row.schedule,
+                "best_on_edge": row.best_on_edge,
+                "best_by": row.best_by,
+                "tuning_points": row.tuning_points,
+                "tuning_seeds": row.n_seeds,
+                "seeds_matter": row.seeds_matter,
                 "n_seeds": len(fresh),
-                "reached_fraction": float(ended.mean()),
-                "diverged_seeds": int((fresh["diverged_at"] >= 0).sum()),
-                "final_loss_mean": loss[0],
-                "final_loss_std": loss[1],
-                "final_loss_ci_low": loss[2],
-                "final_loss_ci_high": loss[3],
-                "steps_to_target_mean": steps[0],
-                "steps_to_target_std": steps[1],
-                "steps_to_target_ci_low": steps[2],
-                "steps_to_target_ci_high": steps[3],
+                "reached_fraction": float(reached.mean()),
+                "diverged_seeds": int(diverged.sum()),
+                "steps_to_target_median": steps[0],
+                "steps_to_target_ci_low": steps[1],
+                "steps_to_target_ci_high": steps[2],
+                "target_resolution": int(fresh["target_resolution"].iloc[0]),
+                "examples_to_target_median": steps[0] * examples_a_step,
+                "epochs_to_target_median": steps[0] * examples_a_step / problem.n_examples,
+                "final_loss_median": loss[0],
+                "final_loss_ci_low": loss[1],
+                "final_loss_ci_high": loss[2],
                 "tuneable_lr_low": low,
                 "tuneable_lr_high": high,
                 "tuneability_decades": float(np.log10(high / low)),
