@@ -111,7 +111,8 @@ def run_textbook_loop(problem: gdjax.Problem, steps: int) -> None:
 
 
 def has_textbook_loop(problem: gdjax.Problem) -> bool:
-    return problem.facts.reference in TEXTBOOK_LOOPS
+    rate = problem.facts.reference_rate
+    return problem.facts.reference in TEXTBOOK_LOOPS and rate is not None and bool(np.isfinite(rate))
 
 
 def jitted_step(problem, make_optimizer, learning_rate, dtype, batch_size=None):

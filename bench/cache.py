@@ -41,8 +41,13 @@ def library_version() -> dict:
 
 
 def problem_fingerprint(problem: gdjax.Problem, seeds) -> str:
-    """A hash of what defines a problem: name, data, starting points and the loss's code."""
+    """A hash of what defines a problem: name, data, starting points, the loss's code and its facts."""
     digest = hashlib.sha256(problem.name.encode())
+    facts = problem.facts  # the target and minimum are inputs of every run
+    declared = (facts.minimum_loss, facts.target_loss, facts.curvature, facts.reference, facts.reference_rate)
+    digest.update(repr((*declared, facts.seeded_start)).encode())  # floats' repr is exact
+    for leaf in jax.tree.leaves(facts.optimum):
+        digest.update(np.ascontiguousarray(leaf, dtype=np.float64).tobytes())
     for array in (
         problem.X,
         problem.y,

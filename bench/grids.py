@@ -151,7 +151,7 @@ class GridTables(NamedTuple):
 def cells_from_convergence(convergence: pd.DataFrame, summary: pd.DataFrame) -> GridTables:
     """A custom run's heatmap cells (``--grid`` with one axis beside the rate), in grids.csv's columns.
 
-    Steps to target at the logging interval (convergence.csv's), diverged as
+    Steps to target as convergence.csv's (the start of the final stay), diverged as
     the engine records it (``diverged_at``); the best cell is summary.csv's
     best point. No theory (theory.csv's rows need a heatmap's own runs).
     """

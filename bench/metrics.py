@@ -59,7 +59,7 @@ def convergence_frame(result: gdjax.SweepResult, problem: gdjax.Problem) -> pd.D
     else:
         distance = np.full(result.final_loss.shape, np.nan)
     settled = np.isfinite(result.final_loss) & (result.final_loss <= result.best_loss * SETTLED_FACTOR)
-    steps = result.at_target_from
+    steps = result.at_target_from.astype(np.int64)  # x examples a step: past int32 on large data
     every_step = watched_every_step(result.batch_size, problem.n_examples, problem.loss_takes_key)
     examples_a_step = result.batch_size or problem.n_examples
     examples = np.where(steps >= 0, steps * examples_a_step, -1)
@@ -82,6 +82,17 @@ def _never_as_inf(steps):
     return np.where(np.asarray(steps) >= 0, steps, np.inf)
 
 
+def reached(runs: pd.DataFrame) -> pd.Series:
+    """Runs that stayed at the target to the end and never diverged (one that came back does not count)."""
+    return (runs["steps_to_target"] >= 0) & (runs["diverged_at"] < 0)
+
+
+def final_or_inf(runs: pd.DataFrame) -> np.ndarray:
+    """Final losses, a diverged or non-finite run's as infinite: what medians of final loss are taken over."""
+    keep = (runs["diverged_at"] < 0) & np.isfinite(runs["final_loss"])
+    return np.where(keep, runs["final_loss"], np.inf)
+
+
 def median_steps(steps) -> np.ndarray:
     """Median over seeds (axis 0), a seed that never reached (-1) counting as never: inf when half did not."""
     return np.median(_never_as_inf(steps), axis=0)
@@ -96,13 +107,9 @@ def point_ranking(convergence: pd.DataFrame) -> pd.DataFrame:
     median final loss (what decides where no point reached the target).
     """
     runs = convergence.assign(
-        reached=convergence["steps_to_target"] >= 0,
-        steps=_never_as_inf(convergence["steps_to_target"]),
-        final=np.where(
-            (convergence["diverged_at"] < 0) & np.isfinite(convergence["final_loss"]),
-            convergence["final_loss"],
-            np.inf,
-        ),
+        reached=reached(convergence),
+        steps=np.where(reached(convergence), convergence["steps_to_target"], np.inf),
+        final=final_or_inf(convergence),
     )
     if "hyperparameters" not in runs:
         runs = runs.assign(hyperparameters="")
@@ -171,7 +178,7 @@ def summarize(convergence: pd.DataFrame, problem: gdjax.Problem) -> dict:
     ranking = point_ranking(convergence)
     rate, others = best_point(convergence)
     at_best = convergence[(convergence["learning_rate"] == rate) & (convergence["hyperparameters"] == others)]
-    reached = at_best["steps_to_target"] >= 0
+    stayed = reached(at_best)
     finite_everywhere = (
         convergence[convergence["hyperparameters"] == others]
         .groupby("learning_rate")["diverged_at"]
@@ -180,7 +187,7 @@ def summarize(convergence: pd.DataFrame, problem: gdjax.Problem) -> dict:
     finite_rates = finite_everywhere[finite_everywhere].index
     optimizer = convergence["optimizer"].iloc[0]
     curvature = problem.facts.curvature
-    steps = float(np.median(_never_as_inf(at_best["steps_to_target"])))
+    steps = float(np.median(np.where(stayed, at_best["steps_to_target"], np.inf)))
     examples_a_step = int(at_best["batch_size"].iloc[0]) or problem.n_examples
     return {
         "problem": problem.name,
@@ -194,25 +201,29 @@ def summarize(convergence: pd.DataFrame, problem: gdjax.Problem) -> dict:
         "tuning_points": len(ranking),
         "n_seeds": len(at_best),
         "seeds_matter": gdjax.seeds_matter(problem, optimizer, int(at_best["batch_size"].iloc[0]) or None),
-        "reached_fraction": float(reached.mean()),
+        "reached_fraction": float(stayed.mean()),
         "steps_to_target_median": steps,
         "first_at_target_median": float(np.median(_never_as_inf(at_best["first_at_target"]))),
         "target_resolution": int(at_best["target_resolution"].iloc[0]),
         "examples_to_target_median": steps * examples_a_step,
         "epochs_to_target_median": steps * examples_a_step / problem.n_examples,
-        "final_loss_median": float(at_best["final_loss"].median()),
-        "best_loss_median": float(at_best["best_loss"].median()),
+        "final_loss_median": float(np.median(final_or_inf(at_best))),
+        "best_loss_median": float(np.median(at_best["best_loss"])),
         "diverged_runs": int((convergence["diverged_at"] >= 0).sum()),
         "largest_finite_learning_rate": float(finite_rates.max()) if len(finite_rates) else np.nan,
         "predicted_stability_limit": 2 / curvature[0] if curvature and optimizer == "gd" else np.nan,
     }
 
 
+def point_column(result: gdjax.SweepResult, learning_rate: float, others: str = "") -> int:
+    """The index of the point (learning rate, other hyperparameters as ``point_text``) in ``result``."""
+    at = (result.learning_rates == learning_rate) & (_hyperparameters(result)[0] == others)
+    return int(np.flatnonzero(at)[0])
+
+
 def mean_curve(result: gdjax.SweepResult, learning_rate: float, others: str = "") -> pd.DataFrame:
     """Loss against step at one point (learning rate, other hyperparameters): mean, min and max over seeds."""
-    at = (result.learning_rates == learning_rate) & (_hyperparameters(result)[0] == others)
-    column = int(np.flatnonzero(at)[0])
-    curves = result.loss_curve[:, column, :]
+    curves = result.loss_curve[:, point_column(result, learning_rate, others), :]
     return pd.DataFrame(
         {
             "problem": result.problem,

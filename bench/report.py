@@ -36,7 +36,7 @@ BEST_RATE_HEADER = [
     "seeds at target",
     "steps to target (median)",
     "final loss (median)",
-    "diverged runs (grid)",
+    "diverged runs of the grid",
 ]
 SPEED_HEADER = [
     "problem",
@@ -93,7 +93,7 @@ def _best_rate_table(summary: pd.DataFrame) -> str:
             _steps(row.steps_to_target_median)
             + (f" (every {row.target_resolution})" if row.target_resolution > 1 else ""),
             _fmt(row.final_loss_median, 6),
-            str(row.diverged_runs),
+            f"{row.diverged_runs} of {row.tuning_points * row.n_seeds}",
         ]
         for row in summary.sort_values(["problem", "optimizer"]).itertuples()
     ]
@@ -137,7 +137,8 @@ TARGETS = (
     "(within about 7e-5 of (1, 1)). A problem of your own (module:function) declares its target in "
     "its gdjax.Facts; without one its best point is the one of lowest final loss, flagged. A run is "
     "at the target only if it stays there to the end. Diverged, in every dtype: the loss not finite, "
-    "or its excess over the known minimum above 1e6 times the starting excess (above 1e30 where no "
+    "or its excess over the known minimum above 1e6 times the starting excess (above max(1e30, 1e6 x "
+    "|starting loss|) where no "
     "minimum is known)."
 )
 
@@ -258,7 +259,8 @@ def _tuned_section(tuned: pd.DataFrame | None) -> list[str]:
 TUNED_NOTE = (
     "Each optimizer's point was picked on the grid's seeds (tuning budget: points x seeds), then rerun "
     "on seeds 1000..1009, which the tuning never saw, the same seeds for every optimizer (paired). Where "
-    "seeds change nothing (fixed start, full batch) one run is reported, n = 1, without an interval. "
+    "seeds change nothing (fixed start, full batch) the tuning run at the best point is reported, n = 1, "
+    "without an interval. "
     "Medians with 95% order-statistic intervals ([2nd, 9th] of 10 values, coverage 97.9% for any "
     "distribution); a seed that never reached the target counts as never. Steps to target: the start "
     "of the run's final stay at or below the target, exact for full batch, at the logging interval "
@@ -288,7 +290,8 @@ def _tuned_table(tuned: pd.DataFrame) -> str:
                 row.steps_to_target_ci_high,
                 4,
                 _steps,
-            ),
+            )
+            + (f" (every {row.target_resolution})" if row.target_resolution > 1 else ""),
             _median_and_interval(row.final_loss_median, row.final_loss_ci_low, row.final_loss_ci_high, 6),
             f"{row.tuneability_decades:.2g} ({_fmt(row.tuneable_lr_low)} to {_fmt(row.tuneable_lr_high)})",
         ]
@@ -805,11 +808,12 @@ def theory_table(theory: pd.DataFrame) -> str:
 GRIDS_NOTE = (
     "Each picture is one compiled sweep over a grid of (learning rate x a second hyperparameter): steps to "
     "the problem's target per cell (median over seeds), diverged cells crossed, the best cell starred. The "
-    "profiles' heatmaps log the loss every step (exact counts) and count a run as diverged when its loss "
-    "went non-finite or ended above its start; a custom --grid run's use its logging interval and "
-    "diverged_at, and its star is summary.csv's best point. On a quadratic loss at a constant rate the heavy "
-    "ball's predicted stability limit and optimum are drawn beside the measurement (gdjax.theory); the "
-    "optimum is asymptotic, and finite-time counts favour a slightly larger momentum."
+    "profiles' heatmaps watch the loss every step (exact counts of the final stay at the target) and cross "
+    "a cell whose run diverged by convergence.csv's one rule (diverged_at; a run growing slowly past the "
+    "stability limit may not diverge within the heatmap's steps); a custom --grid run's cells come from "
+    "its convergence.csv, and its star is summary.csv's best point. On a quadratic loss at a constant rate "
+    "the heavy ball's predicted stability limit and optimum are drawn beside the measurement "
+    "(gdjax.theory); the optimum is asymptotic, and finite-time counts favour a slightly larger momentum."
 )
 
 

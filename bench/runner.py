@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 import gdjax
 from bench import baselines
 from bench.cache import RunCache, problem_fingerprint
-from bench.metrics import best_point_values, convergence_frame, mean_curve, summarize
+from bench.metrics import best_point_values, convergence_frame, mean_curve, point_column, summarize
 from bench.suites import STOP_TOLERANCE, Cell, one_seed_where_deterministic, resolve_problem
 from bench.timing import per_lr_step_ns, time_sweep, wall_times
 from bench.tuned import fresh_seeds, tuned_table
@@ -172,7 +172,20 @@ def _run_cells(cells, problems, cache, *, dtype, repeats, devices, progress) -> 
             )
             if "linear_regression" in problems
             else None,
-            tuned_table(summary, convergence, cells, problems, dtype=dtype, devices=devices, reruns=reruns),
+            tuned_table(
+                summary,
+                convergence,
+                cells,
+                problems,
+                dtype=dtype,
+                devices=devices,
+                reruns=reruns,
+                ns_per_run_step={
+                    (row["problem"], row["optimizer"]): row["ns_per_lr_step"]
+                    for row in timing
+                    if row["implementation"] == "gdjax.sweep"
+                },
+            ),
         ),
     )
     return SuiteTables(
@@ -205,16 +218,16 @@ def sweep_and_loop_rows(
     )
     n_runs = len(program.learning_rates) * len(program.seeds)
     common = dict(cost=cost, rates=rates, textbook_ns=textbook_ns)
-    watched = (
-        "the loss watched every step"
-        if watched_every_step(program.batch_size, problem.n_examples, problem.loss_takes_key)
-        else "parameters checked every step"
-    )
-    logged = f"the loss on all data logged every {program.log_every} steps"
-    extras = [watched, logged, *(["the parameter change's norm"] if program.tolerance is not None else [])]
-    sweep_includes = f"step, {', '.join(extras)} ({program.dtype})"
+    every_step = watched_every_step(program.batch_size, problem.n_examples, problem.loss_takes_key)
+    extras = [
+        "loss every step" if every_step else "parameters checked every step",
+        f"loss on all data every {program.log_every}",
+        *(["change norm"] if program.tolerance is not None else []),
+    ]
+    sweep_includes = f"step + {' + '.join(extras)} ({program.dtype})"
     sweep = ("gdjax.sweep", sweep_includes, n_runs, program.steps, sweep_timing.run_s, sweep_timing.compile_s)
-    loop = ("python loop of jitted step", f"step only ({program.dtype})", 1, loop_steps, loop_s, np.nan)
+    loop_includes = "step + its loss" if every_step else "step"
+    loop = ("python loop of jitted step", f"{loop_includes} ({program.dtype})", 1, loop_steps, loop_s, np.nan)
     return [timing_row(name, optimizer, *row, **common) for row in (sweep, loop)]
 
 
@@ -238,7 +251,7 @@ def _textbook_timing(problem, dtype, repeats, rates) -> dict:
         problem.name,
         "gd",
         "textbook numpy loop",
-        "step only (numpy float64, as the textbook wrote it)",
+        "step (numpy float64, as the textbook wrote it)",
         1,
         TEXTBOOK_TIMED_STEPS,
         textbook_s,
@@ -279,12 +292,14 @@ def _run_cell(cell, problem, dtype, repeats, devices, rates, textbook_ns) -> dic
     cell_convergence = convergence_frame(result, problem)
     row = summarize(cell_convergence, problem)
     curve = mean_curve(result, row["best_learning_rate"], row["best_hyperparameters"])
-    # the best point on the fresh seeds, by this grid's compiled program (no second compile)
-    try:
-        rerun = program.rerun(seeds=fresh_seeds(row), points=[best_point_values(row)])
-        rerun = rerun.result(rerun.execute(sweep_timing.compiled))
-    except ValueError:  # a grid of fewer runs than fresh seeds (off a CPU): tuned_table runs its own
-        rerun = None
+    if not row["seeds_matter"]:  # a fresh seed would run the same numbers: the tuning run is the run
+        rerun = result.at_points(point_column(result, row["best_learning_rate"], row["best_hyperparameters"]))
+    else:  # the best point on the fresh seeds, by this grid's compiled program (no second compile)
+        try:
+            rerun = program.rerun(seeds=fresh_seeds(row), points=[best_point_values(row)])
+            rerun = rerun.result(rerun.execute(sweep_timing.compiled))
+        except ValueError:  # a grid of fewer runs than fresh seeds (off a CPU): tuned_table runs its own
+            rerun = None
     return {
         "timing": timing,
         "convergence": cell_convergence,

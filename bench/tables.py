@@ -21,8 +21,8 @@ SCHEMA: dict[str, dict[str, str]] = {
         "problem": "problem name",
         "optimizer": "optimizer name (the textbook loop is plain GD)",
         "implementation": "gdjax.sweep | textbook numpy loop | python loop of jitted step",
-        "includes": "what the timed program does beside the optimizer's step (the floor counts the step "
-        "alone), and its dtype",
+        "includes": "what the timed program does beside the optimizer's step, and its dtype (the floor "
+        "counts the step and, where the loss is watched every step, its loss value)",
         "n_runs": "runs timed together: learning rates x seeds (1 for the baselines)",
         "steps": "steps per run in the timed call",
         "compile_s": "ahead-of-time compile time in seconds (sweep only)",
@@ -55,7 +55,8 @@ SCHEMA: dict[str, dict[str, str]] = {
         "final_loss": "loss on all data after the last step",
         "best_loss": "lowest finite loss on all data at the start, logged points and end",
         "diverged_at": "first observed step at which the run had diverged (the one rule: loss not finite, or "
-        "its excess over the known minimum above 1e6 x the starting excess, above 1e30 where no minimum is "
+        "its excess over the known minimum above 1e6 x the starting excess, above max(1e30, 1e6 x |starting "
+        "loss|) where no minimum is "
         "known); -1 if never",
         "first_at_target": "first observed step whose loss was at or below target_loss; -1 if never",
         "stopped_at": "first step whose parameter change was below 1e-6 (the classic stop); -1 if never",
@@ -119,7 +120,9 @@ SCHEMA: dict[str, dict[str, str]] = {
         "tuning_points": "points of the tuning grid",
         "tuning_seeds": "seeds of the tuning grid",
         "seeds_matter": "whether runs differ by seed; where not, one fresh seed is run (n = 1, no interval)",
-        "n_seeds": "fresh seeds run (1000..1009, the same for every optimizer: paired; none tuned the point)",
+        "n_seeds": "fresh seeds run (1000..1009, the same for every optimizer: paired; none tuned the "
+        "point); 1 where seeds change nothing: the tuning run at the best point (seed 0; any seed runs the "
+        "same)",
         "reached_fraction": "fraction of fresh seeds that stayed at the target to the end (XOR: solved, "
         "every output right)",
         "diverged_seeds": "fresh seeds that diverged",
@@ -131,6 +134,8 @@ SCHEMA: dict[str, dict[str, str]] = {
         "target_resolution": "steps between observations of the loss (1: exact)",
         "examples_to_target_median": "steps_to_target_median x examples a step",
         "epochs_to_target_median": "examples_to_target_median / examples in the data set",
+        "seconds_to_target_median": "steps_to_target_median x the cell's measured ns per run-step "
+        "(timing.csv's gdjax.sweep row; a grid's runs advance together)",
         "final_loss_median": "median final loss over the fresh seeds (a diverged seed counts as inf)",
         "final_loss_ci_low": "95% order-statistic interval of the median, low end; empty for n = 1",
         "final_loss_ci_high": "high end",
@@ -154,7 +159,8 @@ SCHEMA["sklearn.csv"] = {
 SCHEMA["conditioning.csv"] = {
     "condition_number": "ratio of the largest to the smallest eigenvalue of gdjax.quadratic's matrix",
     "optimizer": "optimizer name",
-    "best_learning_rate": "the grid's rate that reached the target in the fewest steps; empty if none did",
+    "best_learning_rate": "the grid's rate that reached the target and stayed in the fewest steps; empty "
+    "if none did",
     "best_on_edge": "the best rate is the lowest or highest of the grid",
     "steps_to_target": "start of the final stay at or below 1e-10 of the starting loss (exact, from x0 = "
     "(1, 0.3)); -1 if none",
@@ -174,7 +180,7 @@ SCHEMA["networks.csv"] = {
     "learning_rate": "learning rate of the grid",
     "final_loss": "mean cross-entropy on all training examples after the last step",
     "best_loss": "lowest of it at the start, the logged points and the end",
-    "diverged_at": "first step the run was seen non-finite; -1 if never",
+    "diverged_at": "first observed step at which the run had diverged (convergence.csv's rule); -1 if never",
     "test_accuracy": "fraction of test examples classified right after the last step (NaN for a run "
     "whose logits are not finite: diverged)",
     "test_loss": "mean cross-entropy on the test set after the last step",

@@ -4,8 +4,9 @@ The suite's grid picks each optimizer's best point on its tuning seeds
 (``bench.metrics.best_point``); that point is then rerun on FRESH_SEEDS,
 seeds the tuning never saw (the same seeds for every optimizer, so
 comparisons are paired). Where seeds change nothing (``gdjax.seeds_matter``:
-a fixed start, full batch, no noise) one seed is run and reported as n = 1,
-with no interval. Otherwise the table reports the fraction of fresh seeds
+a fixed start, full batch, no noise) the harness hands over the tuning run
+at the best point (a fresh seed would run the same numbers), reported as
+n = 1 with no interval. Otherwise the table reports the fraction of fresh seeds
 that reached the target (stayed at or below it to the end), and medians
 with their distribution-free order-statistic intervals
 (``bench.metrics.median_interval``) of the steps to target (a seed that
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 import gdjax
-from bench.metrics import best_point_values, convergence_frame, median_interval
+from bench.metrics import best_point_values, convergence_frame, final_or_inf, median_interval, reached
 
 # Disjoint from every profile's tuning seeds (0..4).
 FRESH_SEEDS = tuple(range(1000, 1010))
@@ -42,7 +43,7 @@ def tuneable_range(convergence: pd.DataFrame, best_rate: float, minimum: float) 
     excess over the problem's ``minimum`` loss (0 where it is unknown).
     """
     by_rate = convergence.groupby("learning_rate")
-    reached_all = by_rate.apply(lambda runs: bool((runs["steps_to_target"] >= 0).all()))
+    reached_all = by_rate.apply(lambda runs: bool(reached(runs).all()))
     if reached_all[best_rate]:
         steps = by_rate["steps_to_target"].median()
         good = reached_all & (steps <= TUNEABILITY_FACTOR * steps[best_rate])
@@ -71,11 +72,15 @@ def tuned_table(
     dtype: str,
     devices=None,
     reruns: dict | None = None,
+    ns_per_run_step: dict | None = None,
 ) -> pd.DataFrame:
     """One row per (problem, optimizer) of ``summary``: its best point rerun on ``fresh_seeds``.
 
     ``reruns``: (problem, optimizer) -> the SweepResult of that rerun where
     it was already run (the harness runs it with the grid's compiled program).
+    ``ns_per_run_step``: (problem, optimizer) -> the cell's measured time per
+    run-step, for ``seconds_to_target_median`` (a grid's runs advance
+    together: no run has a wall time of its own); NaN where not given.
     """
     cell_of = {(cell.problem, cell.optimizer): cell for cell in cells}
     reruns = reruns or {}
@@ -95,10 +100,10 @@ def tuned_table(
             devices=devices,
         )
         fresh = convergence_frame(result, problem)
-        reached = fresh["steps_to_target"] >= 0
+        stayed = reached(fresh)
         diverged = fresh["diverged_at"] >= 0
-        loss = median_interval(np.where(diverged, np.inf, fresh["final_loss"]))
-        steps = median_interval(np.where(reached, fresh["steps_to_target"], np.inf))
+        loss = median_interval(final_or_inf(fresh))
+        steps = median_interval(np.where(stayed, fresh["steps_to_target"], np.inf))
         examples_a_step = result.batch_size or problem.n_examples
         grid = convergence[  # the rates at the best point's other hyperparameters
             (convergence["problem"] == row.problem)
@@ -119,7 +124,7 @@ def tuned_table(
                 "tuning_seeds": row.n_seeds,
                 "seeds_matter": row.seeds_matter,
                 "n_seeds": len(fresh),
-                "reached_fraction": float(reached.mean()),
+                "reached_fraction": float(stayed.mean()),
                 "diverged_seeds": int(diverged.sum()),
                 "steps_to_target_median": steps[0],
                 "steps_to_target_ci_low": steps[1],
@@ -127,6 +132,9 @@ def tuned_table(
                 "target_resolution": int(fresh["target_resolution"].iloc[0]),
                 "examples_to_target_median": steps[0] * examples_a_step,
                 "epochs_to_target_median": steps[0] * examples_a_step / problem.n_examples,
+                "seconds_to_target_median": steps[0]
+                * (ns_per_run_step or {}).get((row.problem, row.optimizer), np.nan)
+                * 1e-9,
                 "final_loss_median": loss[0],
                 "final_loss_ci_low": loss[1],
                 "final_loss_ci_high": loss[2],

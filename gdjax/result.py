@@ -7,6 +7,12 @@ from typing import Any
 
 import numpy as np
 
+# The fields holding one value (or pytree leaf) per run, with leading axes (seed, point).
+PER_RUN = (
+    "final_loss", "best_loss", "diverged_at", "first_at_target", "at_target_from", "loss_curve", "params",
+    "stopped_at", "params_curve",
+)  # fmt: skip
+
 
 @dataclasses.dataclass(frozen=True)
 class SweepResult:
@@ -29,7 +35,8 @@ class SweepResult:
             run had diverged by the one rule of ``gdjax.step.divergence_ceiling``:
             its loss on all data not finite, or its excess over the problem's
             minimum loss above ``DIVERGENCE_FACTOR`` (1e6) times the starting
-            excess (above ``DIVERGENCE_LOSS``, 1e30, where no minimum is
+            excess (above ``DIVERGENCE_LOSS``, 1e30, or 1e6 times the
+            starting loss's size if larger, where no minimum is
             known); -1 if never. The same rule in every dtype. Observed:
             every step of a full-batch run (the gradient's own loss value),
             the start, the logged points and the end of a minibatch run,
@@ -90,6 +97,28 @@ class SweepResult:
     grid: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     grid_shape: tuple[int, ...] | None = None
     schedule: str = "constant"
+
+    def at_points(self, points) -> SweepResult:
+        """This result at some points only (indices along the point axis), every seed: e.g. a grid's best."""
+        import jax
+
+        points = np.atleast_1d(points)
+
+        def kept(leaf):
+            return np.asarray(leaf)[:, points]
+
+        def kept_tree(tree):
+            return None if tree is None else jax.tree.map(kept, tree)
+
+        return dataclasses.replace(
+            self,
+            learning_rates=np.asarray(self.learning_rates)[points],
+            grid={name: np.asarray(values)[points] for name, values in self.grid.items()},
+            grid_shape=None,
+            **{name: kept_tree(getattr(self, name)) for name in PER_RUN},
+            metric_curves={name: kept(values) for name, values in self.metric_curves.items()},
+            final_metrics={name: kept(values) for name, values in self.final_metrics.items()},
+        )
 
     def to_frame(self, **columns):
         """One row per (seed, point), sorted by seed then the swept hyperparameters.

@@ -25,7 +25,8 @@ def _mark_divergence(diverged_at, finite, step):
 # diverged at the first observed step whose loss on all data is not finite,
 # or whose excess over the problem's minimum loss is above DIVERGENCE_FACTOR
 # times the starting excess; where the minimum is unknown (or the start is
-# at it), whose loss is above DIVERGENCE_LOSS (finite in float32).
+# at it), whose loss is above DIVERGENCE_LOSS (finite in float32), or
+# DIVERGENCE_FACTOR times the starting loss's size where that is larger.
 DIVERGENCE_FACTOR = 1e6
 DIVERGENCE_LOSS = 1e30
 
@@ -34,7 +35,8 @@ def divergence_ceiling(initial_loss, minimum_loss):
     """The highest loss a run may reach without counting as diverged (see DIVERGENCE_FACTOR)."""
     excess = initial_loss - minimum_loss
     relative = jnp.isfinite(minimum_loss) & (excess > 0)
-    return jnp.where(relative, minimum_loss + DIVERGENCE_FACTOR * excess, DIVERGENCE_LOSS)
+    absolute = jnp.maximum(DIVERGENCE_LOSS, DIVERGENCE_FACTOR * jnp.abs(initial_loss))
+    return jnp.where(relative, minimum_loss + DIVERGENCE_FACTOR * excess, absolute)
 
 
 def _watch(watched, loss, t, target_loss, ceiling):

@@ -1,5 +1,6 @@
 """The harness: command line, tables, atomic writes, check, metrics."""
 
+import csv
 import json
 import re
 import signal
@@ -147,11 +148,10 @@ def test_check_names_the_damage_and_exits_2(small_results, tmp_path, capsys, dam
 
 
 def test_non_numeric_cell_is_reported_with_row_and_column(small_results, tmp_path):
-    lines = (small_results / "timing.csv").read_text().split("\n")
-    cells = lines[2].split(",")
-    cells[6] = "fast"
-    lines[2] = ",".join(cells)
-    (tmp_path / "timing.csv").write_text("\n".join(lines))
+    rows = list(csv.reader((small_results / "timing.csv").read_text().splitlines()))
+    rows[2][rows[0].index("ns_per_lr_step")] = "fast"  # data row 2, line 3 of the file
+    with (tmp_path / "timing.csv").open("w", newline="") as file:
+        csv.writer(file, lineterminator="\n").writerows(rows)
     with pytest.raises(tables.TableError, match="row 3, column ns_per_lr_step: 'fast' is not a number"):
         tables.read_table(tmp_path / "timing.csv")
 

@@ -9,7 +9,7 @@ import gdjax
 from bench.metrics import best_point, convergence_frame, median_interval, summarize
 from bench.report import _tuned_table
 from bench.runner import run_suite
-from bench.suites import build_suite, one_seed_where_deterministic
+from bench.suites import build_suite
 from bench.tables import compare_published
 from bench.tuned import FRESH_SEEDS
 
@@ -69,18 +69,24 @@ def test_an_oscillating_run_that_touches_the_target_is_not_at_target_until_it_st
 
 
 def test_a_point_that_touched_the_target_once_does_not_beat_one_that_stayed():
+    """Ranked by seeds that stayed at the target, then median steps, then median final loss (target 0.25)."""
     frame = pd.DataFrame(
         {
-            "learning_rate": [0.1, 0.1, 0.2, 0.2],
+            "learning_rate": [0.1, 0.1, 0.2, 0.2, 0.3, 0.3, 0.4, 0.4],
             "hyperparameters": "",
-            "first_at_target": [10, 10, 500, 600],
-            # 0.1 touched the target at step 10, then left it (ended above); 0.2 stayed from 500 and 600
-            "steps_to_target": [-1, -1, 500, 600],
-            "final_loss": [0.3, 0.3, 0.1, 0.1],
+            "first_at_target": [10, 10, 400, 500, 90, 100, 50, 20],
+            # 0.1 touched the target at step 10, then left it; 0.4 stayed on one seed only
+            "steps_to_target": [-1, -1, 400, 500, 90, 100, 50, -1],
+            "final_loss": [0.3, 0.3, 0.2, 0.2, 0.24, 0.24, 0.01, 0.3],
             "diverged_at": -1,
         }
     )
-    assert best_point(frame) == (0.2, "")
+    assert best_point(frame) == (0.3, "")  # fewest steps of the points whose every seed stayed
+    assert best_point(frame[frame["learning_rate"] != 0.3]) == (0.2, "")
+    assert best_point(frame[frame["learning_rate"].isin([0.1, 0.4])]) == (0.4, "")  # one seed of two stayed
+    # no point reached it: the lowest median final loss (a diverged run counts as infinite)
+    never = frame.assign(steps_to_target=-1, diverged_at=[-1, -1, 5, -1, -1, -1, -1, -1])
+    assert best_point(never) == (0.4, "")
 
 
 def _frame(rates, steps, others=""):
@@ -143,25 +149,17 @@ def test_a_deterministic_cell_runs_one_seed_and_reports_n_1():
     assert tuned.loc["linear_regression", "n_seeds"] == 1
     assert np.isnan(tuned.loc["linear_regression", "final_loss_ci_low"])
     assert tuned.loc["xor", "n_seeds"] == len(FRESH_SEEDS)
+    # seconds to target: the steps at the cell's measured time per run-step (its runs advance together)
+    sweeps = tables.timing[tables.timing["implementation"] == "gdjax.sweep"].set_index("problem")
+    np.testing.assert_allclose(
+        tuned["seconds_to_target_median"],
+        tuned["steps_to_target_median"] * sweeps.loc[tuned.index, "ns_per_lr_step"] * 1e-9,
+    )
     assert set(tables.convergence[tables.convergence["problem"] == "linear_regression"]["seed"]) == {0}
     text = _tuned_table(tables.tuned)
     (line,) = [line for line in text.splitlines() if "| linear_regression |" in line]
     assert "n = 1: seeds change nothing" in line
     assert "%" not in line
-
-
-def test_a_deterministic_profile_cell_spends_its_seeds_runs_on_rates():
-    (cell,) = build_suite(["linear_regression"], ["gd"], quick=True)
-    once = one_seed_where_deterministic(cell, deterministic=True)
-    assert once.seeds == cell.seeds[:1]
-    assert len(once.learning_rates) == len(cell.learning_rates) * len(cell.seeds)  # the same runs
-    assert (once.learning_rates[0], once.learning_rates[-1]) == (
-        cell.learning_rates[0],
-        cell.learning_rates[-1],
-    )
-    assert one_seed_where_deterministic(cell, deterministic=False) is cell
-    given = build_suite(["linear_regression"], ["gd"], learning_rates=[1e-4, 1e-3], seeds=(0, 1))[0]
-    assert list(one_seed_where_deterministic(given, deterministic=True).learning_rates) == [1e-4, 1e-3]
 
 
 def test_the_median_interval_covers_skewed_positive_data_at_n_10():

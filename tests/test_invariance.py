@@ -34,7 +34,8 @@ def _outputs(result, index):
 
 def _chunked(program, devices):
     """The sweep on ``devices``, memory for one tile of runs (``RUNS_ALIGN``) per device at a time."""
-    data = (program.problem.X.size + program.problem.y.size) * np.dtype(program.dtype).itemsize
+    # X, y, and the problem's target and minimum loss (two scalars)
+    data = (program.problem.X.size + program.problem.y.size + 2) * np.dtype(program.dtype).itemsize
     need = program.bytes_per_run() * RUNS_ALIGN + data
     return gdjax.prepare_sweep(
         program.problem,

@@ -716,7 +716,7 @@ def test_best_rate_is_chosen_on_validation_and_flagged_on_the_grid_edge():
     def result(validation_accuracy, validation_loss, test_accuracy):
         return gdjax.SweepResult(
             "p", "adam", np.array([1e-3, 1e-2, 1e-1]), np.array([0, 1]), 10, 10, "float32", None,
-            *(np.zeros((2, 3)),) * 3, np.zeros((2, 3, 1)), {},
+            *(np.zeros((2, 3)),) * 5, np.zeros((2, 3, 1)), {},
             final_metrics={
                 "validation_accuracy": np.array([validation_accuracy] * 2),
                 "validation_loss": np.array([validation_loss] * 2),
@@ -742,7 +742,8 @@ def test_every_optimizer_of_a_cell_gets_the_same_epochs():
 
 
 def test_the_memory_plan_counts_the_held_out_data_and_a_chunked_grid_gives_the_same_results():
-    """The data on a device is X, y and every held-out split; a grid too large for memory is chunked."""
+    """The data on a device is X, y, every held-out split, the target and the minimum; a grid too large
+    for memory is chunked."""
     from gdjax import planning
     from gdjax.placement import RUNS_ALIGN
 
@@ -751,7 +752,8 @@ def test_the_memory_plan_counts_the_held_out_data_and_a_chunked_grid_gives_the_s
     rates = np.geomspace(1e-3, 1e-1, 24)
     whole = gdjax.prepare_sweep(problem, "adam", rates, **settings)
     arrays = [problem.X, *problem.held_out.values()]
-    expected = sum(a.size * 4 for a in arrays) + problem.y.size * 4  # float32 features, int32 labels
+    # float32 features, int32 labels, and the target and minimum loss (two float32 scalars)
+    expected = sum(a.size * 4 for a in arrays) + problem.y.size * 4 + 2 * 4
     assert planning.data_bytes(whole) == expected
     need = whole.bytes_per_run() * RUNS_ALIGN + planning.data_bytes(whole)  # one tile of runs at a time
     one_device = jax.devices()[:1]

@@ -27,8 +27,8 @@ def reference_gd(X, y, rates, steps, minimum):
     """Numpy float64 GD for each rate, the divergence rule checked every step: (final, diverged_at, params).
 
     The rule (``gdjax.step.divergence_ceiling``): the loss not finite, or its
-    excess over ``minimum`` above 1e6 times the starting excess (above 1e30
-    where the start is at the minimum).
+    excess over ``minimum`` above 1e6 times the starting excess (above
+    max(1e30, 1e6 |start|) where the start is at the minimum).
     """
     m = X.shape[0]
 
@@ -41,7 +41,7 @@ def reference_gd(X, y, rates, steps, minimum):
         theta, first = np.ones(X.shape[1]), -1
         with np.errstate(all="ignore"):
             excess = loss(theta) - minimum
-            ceiling = minimum + 1e6 * excess if excess > 0 else 1e30
+            ceiling = minimum + 1e6 * excess if excess > 0 else max(1e30, 1e6 * abs(loss(theta)))
             for t in range(steps + 1):
                 value = loss(theta)
                 if first < 0 and not (np.isfinite(value) and value <= ceiling):

@@ -18,6 +18,7 @@ def _grid(rates, steps, final, target=1.0):
             "learning_rate": np.repeat(rates, 2),
             "steps_to_target": np.repeat(steps, 2),
             "final_loss": np.repeat(final, 2),
+            "diverged_at": np.where(np.isfinite(np.repeat(final, 2)), -1, 5),
             "target_loss": target,
         }
     )
