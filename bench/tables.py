@@ -269,6 +269,27 @@ GRID_TABLES = ("grids.csv", "theory.csv")
 # Written beside them when they could be made: sklearn.csv with scikit-learn
 # installed and the regression run; conditioning.csv in the default and quick profiles.
 OPTIONAL_RUN_TABLES = ("sklearn.csv", "conditioning.csv")
+SCHEMA["profiles.csv"] = {
+    "quantity": "the work to target compared: gradient_evaluations (steps_to_target_median of tuned.csv, "
+    "gradient_evaluations_to_target_median of networks-summary.csv: one gradient a step, of its batch), "
+    "examples (examples_to_target_median: the work across batch sizes) or seconds "
+    "(seconds_to_target_median); a median over fresh seeds, inf where the optimizer did not solve the "
+    "problem",
+    "optimizer": "optimizer name",
+    "tau": "a breakpoint of the profile: 1, then each distinct finite ratio of this optimizer's work on a "
+    "problem to the least work of any optimizer compared on it, ascending",
+    "rho": "fraction of the n_problems whose ratio is at most tau (Dolan and More 2002); it holds up to the "
+    "next breakpoint, and the last is the fraction this optimizer solved",
+    "n_optimizers": "optimizers compared (those with rows of this quantity): the profile depends on the set "
+    "compared, since adding or removing one changes the least work on a problem and so every ratio",
+    "n_problems": "problems in the profile: run and measured by every optimizer compared, and solved by one "
+    "at least",
+    "unsolved_problems": "problems every optimizer compared ran but none solved (left out)",
+    "not_compared_problems": "problems not run or not measured by every optimizer compared, or at the target "
+    "from the start (work 0), left out",
+}
+# Performance profiles of a run (bench.profiles), from its tuned.csv and networks-summary.csv.
+PROFILE_TABLES = ("profiles.csv",)
 _DEVICE_COLUMNS = {
     "machine": "the machine measured: CPU model and core count",
     "device": "device tag: cpu, or platform and kind (e.g. gpu-nvidia-h200)",
@@ -316,6 +337,7 @@ SORT_KEYS = {
     "networks-curves.csv": ["problem", "optimizer", "step"],
     "grids.csv": ["problem", "optimizer", "learning_rate", "value"],
     "theory.csv": ["problem", "optimizer"],
+    "profiles.csv": ["quantity", "optimizer", "tau"],
     "devices.csv": ["machine", "problem", "optimizer", "device", "device_count"],
     "scaling.csv": [
         "machine",
