@@ -1,8 +1,9 @@
-"""The README's figures, generated from the committed tables of results/cpu/ (never typed by hand).
+"""The documentation's figures, generated from the committed tables of results/cpu/ (never typed by hand).
 
 Each block sits between ``<!-- generated: NAME -->`` and ``<!-- end -->`` in
-README.md. ``python -m bench.readme`` rewrites them from results/cpu/;
-tests/test_readme.py checks that they equal what the committed tables give.
+README.md or a page of docs/. ``python -m bench.readme`` rewrites every page's
+blocks from results/cpu/ and bench.tables.SCHEMA; tests/test_readme.py checks
+that they equal what the committed tables give.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def blocks(results: Path) -> dict[str, str]:
         "networks": networks_table(table("networks-summary.csv")),
         "theory": theory_table(table("theory.csv")),
         "columns": columns_reference(),
+        "machine-columns": columns_reference(machine=True),
     }
 
 
@@ -95,25 +97,45 @@ def large_grids(results: Path) -> str:
     return "\n".join(lines)
 
 
-def columns_reference() -> str:
-    """Every results table's columns and what each holds, as bench.tables.SCHEMA says (devices' aside)."""
+def columns_reference(*, machine: bool = False) -> str:
+    """The columns of every table of a results folder, or (``machine``) of results/'s devices tables.
+
+    What each column holds, as bench.tables.SCHEMA says, in the tables' column order.
+    """
     version = f"schema version {SCHEMA_VERSION}; `bench/tables.py` holds it"
     parts = [f"Rows are sorted, columns in this order ({version}):"]
     for name, columns in SCHEMA.items():
-        if name not in MACHINE_TABLES:
+        if (name in MACHINE_TABLES) == machine:
             rows = "\n".join(f"| `{column}` | {meaning} |" for column, meaning in columns.items())
             parts.append(f"**`{name}`**\n\n| column | meaning |\n|---|---|\n{rows}")
     return "\n\n".join(parts)
 
 
-def render(readme: str, generated: dict[str, str]) -> str:
-    """``readme`` with every generated block replaced by ``generated[name]``."""
-    return BLOCK.sub(lambda m: m.group(1) + "\n" + generated[m.group("name")] + "\n\n" + m.group(4), readme)
+def pages() -> list[Path]:
+    """The pages that hold generated blocks: README.md and docs/*.md."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def render(page: str, generated: dict[str, str]) -> str:
+    """``page`` with every generated block replaced by ``generated[name]``."""
+
+    def replace(match: re.Match) -> str:
+        name = match.group("name")
+        if name not in generated:
+            raise ValueError(f"no generated block named {name!r}; bench.readme knows {sorted(generated)}")
+        return match.group(1) + "\n" + generated[name] + "\n\n" + match.group(4)
+
+    return BLOCK.sub(replace, page)
 
 
 def main() -> int:
-    path = ROOT / "README.md"
-    path.write_text(render(path.read_text(), blocks(ROOT / "results" / "cpu")))
+    generated = blocks(ROOT / "results" / "cpu")
+    for path in pages():
+        text = path.read_text()
+        new = render(text, generated)
+        if new != text:
+            path.write_text(new)
+            print(f"rewrote {path.relative_to(ROOT)}")
     return 0
 
 
