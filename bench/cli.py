@@ -25,7 +25,8 @@ import numpy as np
 import gdjax
 from bench import INTERRUPTED
 from bench.devices import device_tag
-from bench.suites import KNOWN_PROBLEMS, PROBLEMS, SUITE_OPTIMIZERS, build_suite
+from bench.progress import Progress, closing_summary
+from bench.suites import KNOWN_PROBLEMS, LOG_EVERY, PROBLEMS, SUITE_OPTIMIZERS, build_suite
 from bench.tables import (
     GRID_TABLES,
     MACHINE_TABLES,
@@ -52,8 +53,38 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    """argparse that takes no abbreviations (``--lr`` is not ``--lrs``) and reports every bad value at once.
+
+    A value its type refuses is noted and parsing goes on; argparse's own
+    complaints (unknown or missing arguments) end it, with the notes so far.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        self.refused: list[str] = []
+        for action in self._actions:
+            if callable(action.type) and not getattr(action.type, "noting", False):
+                action.type = self._noting(action, action.type)
+        parsed = super().parse_args(args, namespace)
+        if self.refused:
+            raise UsageError("; ".join(self.refused))
+        return parsed
+
+    def _noting(self, action, convert):
+        def noting(text):
+            try:
+                return convert(text)
+            except argparse.ArgumentTypeError as refusal:
+                self.refused.append(f"argument {'/'.join(action.option_strings) or action.dest}: {refusal}")
+                return None
+
+        noting.noting = True
+        return noting
+
     def error(self, message):
-        raise UsageError(message)
+        raise UsageError("; ".join([*getattr(self, "refused", []), message]))
 
 
 def _problem_names(text: str) -> list[str]:
@@ -72,10 +103,6 @@ def _problems(args) -> dict:
     import gdjax
     from bench.suites import resolve_problem
 
-    if (args.data is None) != (args.target is None):
-        raise UsageError("--data and --target go together: the CSV file and the column to predict")
-    if args.data is None and (args.standardize or args.bias):
-        raise UsageError("--standardize and --bias apply to --data; give --data FILE.csv --target COLUMN")
     names = args.problems if args.problems is not None else [] if args.data else list(PROBLEMS)
     problems = {}
     try:
@@ -187,13 +214,20 @@ def _run_parser() -> argparse.ArgumentParser:
     import gdjax
 
     parser = _Parser(
-        prog="python -m bench", description="Run the gdjax benchmark suite; write results/<tag>/."
+        prog="python -m bench",
+        description="Run the gdjax benchmark suite; write results/<device-tag>[-profile]/. Progress goes to "
+        "stderr, a closing summary to stdout.",
+        epilog="other commands: `python -m bench check FOLDER [--against REFERENCE]` checks a results "
+        "folder (against another's tables); `python -m bench compare A B` compares two results folders "
+        "(speed and convergence, compare.md and compare.png); `python -m bench devices` compares this "
+        "machine's devices. `python -m bench COMMAND --help` for each.",
     )
     parser.add_argument(
         "--problems",
         type=_problem_names,
         help=f"comma-separated: {', '.join(KNOWN_PROBLEMS)}, or module:function returning a gdjax.Problem "
-        "(default: all built-in; only the --data problem when --data is given)",
+        f"(default: {', '.join(PROBLEMS)}, with the networks, grids and conditioning of the profile; only "
+        "the --data problem when --data is given)",
     )
     data = parser.add_argument_group("your own data: a least-squares regression from a CSV file")
     data.add_argument("--data", type=Path, metavar="FILE.csv", help="a CSV file with a header row")
@@ -224,6 +258,13 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seeds", type=_seeds, help="comma-separated integers")
     parser.add_argument("--steps", type=_positive_int, help="steps per run (default: textbook counts)")
+    parser.add_argument(
+        "--log-every",
+        type=_positive_int,
+        metavar="N",
+        help=f"steps between logged points (default {LOG_EVERY}, fewer steps for fast problems; full-batch "
+        "steps to target are exact whatever it is)",
+    )
     parser.add_argument("--dtype", choices=gdjax.DTYPES, default="float32")
     parser.add_argument("--device", default=None, help="JAX platform: cpu, gpu, ... (default: JAX's)")
     parser.add_argument(
@@ -238,6 +279,13 @@ def _run_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the default suite with the networks' GPU-sized grid (64 rates x 10 seeds x 230 epochs, "
         "the CNN too): hours on a CPU; networks-summary.csv of a default run estimates how many",
+    )
+    parser.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="compile every program afresh; by default compiled programs are kept in JAX's persistent "
+        "cache (gdjax.use_compile_cache: ~/.cache/gdjax/jax, or JAX_COMPILATION_CACHE_DIR) and a second "
+        "run loads them; metadata.json says how many compiles it served",
     )
     parser.add_argument(
         "--fresh",
@@ -256,13 +304,8 @@ def _run_parser() -> argparse.ArgumentParser:
 
 def _join_processes(args) -> None:
     """Join the run of several processes that --coordinator, --num-processes and --process-id describe."""
-    given = [args.coordinator, args.num_processes, args.process_id]
-    if all(value is None for value in given):
+    if args.coordinator is None:
         return
-    if any(value is None for value in given):
-        raise UsageError("--coordinator, --num-processes and --process-id go together; give all three")
-    if not 0 <= args.process_id < args.num_processes:
-        raise UsageError(f"--process-id must be in 0 .. {args.num_processes - 1}; got {args.process_id}")
     host, port = _coordinator_address(args.coordinator)
     # JAX's runtime ends the process (SIGABRT, a C++ stack trace) when it cannot
     # join; check what can be checked first, so that the common mistakes get one line.
@@ -281,6 +324,28 @@ def _join_processes(args) -> None:
     jax.distributed.initialize(
         args.coordinator, args.num_processes, args.process_id, initialization_timeout=JOIN_TIMEOUT_S
     )
+
+
+def _plan(cells, problems, dtype, device) -> None:
+    """Plan every cell's sweep as it will run, on every device of ``device``'s platform; nothing is traced.
+
+    Refuses, before anything is computed, a hyperparameter or schedule the
+    optimizer lacks, a value out of range, too many steps, and a sweep whose
+    single point does not fit in the devices' memory (ValueError).
+    """
+    import jax
+
+    from bench.suites import one_seed_where_deterministic
+
+    for cell in cells:
+        problem = problems[cell.problem]
+        cell = one_seed_where_deterministic(cell, not gdjax.seeds_matter(problem, cell.optimizer))
+        with jax.enable_x64(dtype == "float64"):
+            gdjax.prepare_sweep(
+                problem, cell.optimizer, steps=cell.steps, seeds=cell.seeds, log_every=cell.log_every,
+                grid={"learning_rate": cell.learning_rates, **dict(cell.grid)}, schedule=cell.schedule,
+                dtype=dtype, devices=jax.devices(device.platform),
+            )  # fmt: skip
 
 
 def _coordinator_address(text: str) -> tuple[str, int]:
@@ -364,7 +429,7 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def _metadata(argv, device, tag, profile, dtype, cells, tables, repeats) -> dict:
+def _metadata(argv, device, tag, profile, dtype, cells, tables, repeats, compile_cache) -> dict:
     import jax
 
     versions = {
@@ -397,11 +462,48 @@ def _metadata(argv, device, tag, profile, dtype, cells, tables, repeats) -> dict
         "repeats": repeats,
         "floor_gflop_per_s": tables.flop_rate / 1e9,
         "floor_gexp_per_s": tables.exp_rate / 1e9,
+        # a compile served by the cache is a load: compile_s of timing.csv is then load time
+        "compile_cache": compile_cache,
     }
+
+
+def _inconsistencies(args) -> list[str]:
+    """What the run's arguments ask that cannot be done together, every item at once."""
+    refused = []
+    if (args.data is None) != (args.target is None):
+        refused.append("--data and --target go together: the CSV file and the column to predict")
+    if args.data is None and (args.standardize or args.bias):
+        refused.append("--standardize and --bias apply to --data; give --data FILE.csv --target COLUMN")
+    if args.quick and args.full:
+        refused.append("give --quick or --full, not both")
+    given = [args.coordinator, args.num_processes, args.process_id]
+    if any(value is None for value in given) and any(value is not None for value in given):
+        refused.append("--coordinator, --num-processes and --process-id go together; give all three")
+    elif args.process_id is not None and not 0 <= args.process_id < args.num_processes:
+        refused.append(f"--process-id must be in 0 .. {args.num_processes - 1}; got {args.process_id}")
+    if args.coordinator is not None:
+        try:
+            _coordinator_address(args.coordinator)
+        except UsageError as error:
+            refused.append(str(error))
+    axes = [name for name, _ in args.grid or []]
+    if len(set(axes)) < len(axes):
+        refused.append("--grid: each hyperparameter once")
+    rates = dict(args.grid or []).get("learning_rate")
+    if rates is not None and args.lrs is not None:
+        refused.append("give the learning rates once: --lrs or --grid learning_rate=...")
+    elif rates is not None and not np.all(np.isfinite(rates) & (rates > 0)):
+        refused.append(f"--grid learning_rate: the rates must be positive finite numbers; got {rates}")
+    if args.log_every is not None and args.steps is not None and args.log_every > args.steps:
+        refused.append(f"--log-every {args.log_every} is more than --steps {args.steps}")
+    return refused
 
 
 def run(argv: list[str]) -> int:
     args = _run_parser().parse_args(argv)
+    refused = _inconsistencies(args)
+    if refused:
+        raise UsageError("; ".join(refused))
     writes = not args.process_id  # None (one process) or 0
     if writes:  # before joining, so that a bad --out stops every process at once
         _check_writable(args.out, args.out)
@@ -409,24 +511,14 @@ def run(argv: list[str]) -> int:
     device = _device(args.device)
     problems = _problems(args)
     grid = dict(args.grid or [])
-    if len(grid) < len(args.grid or []):
-        raise UsageError("--grid: each hyperparameter once")
     if "learning_rate" in grid:
-        if args.lrs is not None:
-            raise UsageError("give the learning rates once: --lrs or --grid learning_rate=...")
         args.lrs = grid.pop("learning_rate")
-        if not np.all(np.isfinite(args.lrs) & (args.lrs > 0)):
-            raise UsageError(
-                f"--grid learning_rate: the rates must be positive finite numbers; got {args.lrs}"
-            )
-    custom = any(value is not None for value in (args.lrs, args.seeds, args.steps)) or (
+    custom = any(value is not None for value in (args.lrs, args.seeds, args.steps, args.log_every)) or (
         list(problems) != list(PROBLEMS)
         or args.optimizers != list(SUITE_OPTIMIZERS)
         or bool(grid)
         or args.schedule != "constant"
     )
-    if args.quick and args.full:
-        raise UsageError("give --quick or --full, not both")
     profile = "custom" if custom else "quick" if args.quick else "full" if args.full else "default"
     tag = device_tag(device)
     folder = args.out / (tag if profile == "default" else f"{tag}-{profile}")
@@ -443,17 +535,14 @@ def run(argv: list[str]) -> int:
             steps=args.steps,
             grid=grid,
             schedule=args.schedule,
+            log_every=args.log_every,
         )
-        if grid or args.schedule != "constant":  # refuse a name or value before anything runs
-            for cell in cells:
-                gdjax.prepare_sweep(
-                    problems[cell.problem], cell.optimizer, steps=cell.steps, seeds=cell.seeds[:1],
-                    grid={"learning_rate": cell.learning_rates, **dict(cell.grid)},
-                    schedule=cell.schedule, devices=[device], memory_limit=2**62,
-                )  # fmt: skip
+        _plan(cells, problems, args.dtype, device)
     except ValueError as error:
         raise UsageError(str(error)) from None
     repeats = args.repeats or (1 if args.quick else 3)
+    cache_folder = None if args.no_compile_cache else gdjax.use_compile_cache()
+    progress = Progress()
 
     import jax
     import pandas as pd
@@ -464,6 +553,7 @@ def run(argv: list[str]) -> int:
     from bench.grids import cells_from_convergence, run_grids
     from bench.lessons import run_lessons
     from bench.networks import NETWORK_REPEATS, run_networks
+    from bench.profiles import performance_profiles, profile_plots
     from bench.report import grid_plots, lesson_plots, network_plots, plots, report_markdown, summary_markdown
     from bench.runner import run_suite
 
@@ -473,11 +563,14 @@ def run(argv: list[str]) -> int:
     with jax.default_device(device):
         devices = jax.devices(device.platform)
         tables = run_suite(
-            cells, dtype=args.dtype, repeats=repeats, devices=devices, problems=problems, cache=cache
-        )
+            cells, dtype=args.dtype, repeats=repeats, devices=devices, problems=problems, cache=cache,
+            progress=progress,
+        )  # fmt: skip
         steps = {cell.problem: cell.steps for cell in cells}
+        progress("lessons", "the classic lessons' runs (stability limit, standardisation, paths)")
         lessons = run_lessons(tables.summary, steps, dtype=args.dtype, devices=devices, problems=problems)
         if profile != "custom":
+            progress("conditioning", "steps to target against the condition number")
             conditioning = cache.get(
                 {
                     "piece": "conditioning",
@@ -504,11 +597,13 @@ def run(argv: list[str]) -> int:
                     repeats=NETWORK_REPEATS,
                     rates=FloorRates(tables.flop_rate, tables.exp_rate),
                     devices=devices,
+                    progress=progress.phase("networks"),
                 ),
             )
             tables = tables._replace(
                 timing=pd.concat([tables.timing, networks.timing], ignore_index=True), networks=networks
             )
+            progress("grids", "the heatmaps over two hyperparameters, with theory")
             grids = cache.get(
                 {
                     "piece": "grids",
@@ -521,11 +616,16 @@ def run(argv: list[str]) -> int:
             tables = tables._replace(grids=grids)
         elif len(cells[0].grid) == 1:  # a custom run over (rate x one more axis): its heatmap
             tables = tables._replace(grids=cells_from_convergence(tables.convergence, tables.summary))
-    meta = _metadata(argv, device, tag, profile, args.dtype, cells, tables, repeats)
+    served = gdjax.compile_cache.compile_cache_served()
+    compile_cache = None if cache_folder is None else {"folder": str(cache_folder), **served}
+    meta = _metadata(argv, device, tag, profile, args.dtype, cells, tables, repeats, compile_cache)
     if not writes:
         print(f"process {args.process_id}: done; process 0 writes {folder}/")
         return 0
-    images = {**plots(tables), **lesson_plots(lessons)}
+    progress("writing", f"tables, plots and reports into {folder}/")
+    networks_summary = tables.networks.summary if tables.networks is not None else None
+    profiles = performance_profiles(tables.tuned, networks_summary)
+    images = {**plots(tables), **lesson_plots(lessons), **profile_plots(profiles)}
     if tables.networks is not None:
         images.update(network_plots(tables.networks))
     if tables.grids is not None:
@@ -544,6 +644,7 @@ def run(argv: list[str]) -> int:
     if tables.grids is not None and len(tables.grids.theory):  # the profiles' heatmaps (bench.grids)
         for name, frame in zip(GRID_TABLES, (tables.grids.cells, tables.grids.theory), strict=True):
             files[name] = table_csv(name, frame).encode()
+    files["profiles.csv"] = table_csv("profiles.csv", profiles).encode()
     files["summary.md"] = summary_markdown(tables, meta, sorted(images)).encode()
     files["report.md"] = report_markdown(tables, meta, sorted(images)).encode()
     files["metadata.json"] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
@@ -551,7 +652,8 @@ def run(argv: list[str]) -> int:
     write_folder(folder, files)
     cache.clear()
     resumed = f"; {cache.loaded} finished pieces of an interrupted run reused" if cache.loaded else ""
-    print(f"wrote {folder}/ ({', '.join(sorted(files))}){resumed}")
+    progress("done", f"wrote {len(files)} files into {folder}/{resumed}")
+    print(closing_summary(tables, folder))
     return 0
 
 
@@ -612,6 +714,10 @@ def main(argv: list[str] | None = None) -> int:
             return check_command(argv[1:])
         if argv[:1] == ["devices"]:
             return devices_command(argv[1:])
+        if argv[:1] == ["compare"]:
+            from bench.compare import compare_command
+
+            return compare_command(argv[1:])
         return run(argv)
     except (UsageError, TableError) as error:
         print(f"bench: error: {error}", file=sys.stderr)

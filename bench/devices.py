@@ -15,9 +15,9 @@ from typing import NamedTuple
 import jax
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 import gdjax
+from bench.progress import silent
 from bench.suites import LEARNING_RATE_RANGES, PROBLEMS, SUITE_OPTIMIZERS
 from bench.timing import per_lr_step_ns, time_sweep
 
@@ -100,7 +100,7 @@ def _group_columns(machine: str, devices: list) -> dict:
     return {"machine": machine, "device": device_tag(devices[0]), "device_count": len(devices)}
 
 
-def run_devices(machine: str, *, quick: bool, repeats: int, progress: bool = True) -> DeviceTables:
+def run_devices(machine: str, *, quick: bool, repeats: int, progress=silent) -> DeviceTables:
     """Time the comparison and the scaling series on every device group; return this run's rows."""
     profile = "quick" if quick else "default"
     groups = device_groups()
@@ -119,10 +119,14 @@ def run_devices(machine: str, *, quick: bool, repeats: int, progress: bool = Tru
     jobs += [("rates", group, name, "gd") for group in full_groups for name in problems]
     jobs += [("examples", group, "linear_regression", "gd") for group in full_groups]
     comparison, scaling = [], []
-    bar = tqdm(jobs, unit="series", disable=not progress, leave=False)
-    for kind, group, name, optimizer in bar:
+    for number, (kind, group, name, optimizer) in enumerate(jobs, 1):
         columns = _group_columns(machine, group)
-        bar.set_description(f"{kind} {columns['device']} x{len(group)} {name} {optimizer}")
+        progress(
+            "series",
+            f"{kind} {columns['device']} x{len(group)} {name} {optimizer}",
+            done=number,
+            total=len(jobs),
+        )
         if kind == "compare":
             low, high = LEARNING_RATE_RANGES[name, optimizer]
             rates = np.geomspace(low, high, comparison_rates)

@@ -7,12 +7,12 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 import gdjax
 from bench import baselines
 from bench.cache import RunCache, problem_fingerprint
 from bench.metrics import best_point_values, convergence_frame, mean_curve, point_column, summarize
+from bench.progress import silent
 from bench.suites import STOP_TOLERANCE, Cell, one_seed_where_deterministic, resolve_problem
 from bench.timing import per_lr_step_ns, time_sweep, wall_times
 from bench.tuned import fresh_seeds, tuned_table
@@ -91,7 +91,7 @@ def run_suite(
     dtype: str,
     repeats: int,
     devices=None,
-    progress: bool = True,
+    progress=silent,
     problems: dict[str, gdjax.Problem] | None = None,
     cache: RunCache | None = None,
 ) -> SuiteTables:
@@ -118,26 +118,28 @@ def run_suite(
 
 
 def _run_cells(cells, problems, cache, *, dtype, repeats, devices, progress) -> SuiteTables:
-    bar = tqdm(total=len(cells) + 1, desc="floor", unit="sweep", disable=not progress, leave=False)
+    progress("floor", "the multiply-add and exp rates of these devices")
     where = {"dtype": dtype, "repeats": repeats, "devices": [str(d) for d in devices or jax.devices()]}
     rates = cache.get(
         {"piece": "floor", **where}, lambda: baselines.measure_floor_rates(dtype, devices=devices)
     )
-    bar.update()
     fingerprints = {
         name: problem_fingerprint(problem, sorted({s for c in cells if c.problem == name for s in c.seeds}))
         for name, problem in problems.items()
     }
     textbook_ns = {}
     timing, convergence, curves, summary, reruns = [], [], [], [], {}
-    for cell in cells:
+    for number, cell in enumerate(cells, 1):
         problem = problems[cell.problem]
         n_runs = (
             len(cell.learning_rates)
             * int(np.prod([len(values) for _, values in cell.grid]))
             * len(cell.seeds)
         )
-        bar.set_description(f"{cell.problem} {cell.optimizer} ({n_runs} runs x {cell.steps} steps)")
+        progress(
+            "sweeps", f"{cell.problem} {cell.optimizer} ({n_runs} runs x {cell.steps:,} steps)",
+            done=number, total=len(cells),
+        )  # fmt: skip
         if cell.problem not in textbook_ns:
             textbook = cache.get(
                 {"piece": "textbook", "problem": fingerprints[cell.problem], **where},
@@ -154,8 +156,6 @@ def _run_cells(cells, problems, cache, *, dtype, repeats, devices, progress) -> 
         summary.append(done["summary"])
         reruns[cell.problem, cell.optimizer] = done.get("rerun")  # None from a piece cached before reruns
         curves.append(done["curve"])
-        bar.update()
-    bar.close()
     convergence = pd.concat(convergence, ignore_index=True)
     summary = pd.DataFrame(summary)
     after = {
@@ -164,6 +164,11 @@ def _run_cells(cells, problems, cache, *, dtype, repeats, devices, progress) -> 
         "problems": fingerprints,
         **where,
     }
+    progress(
+        "tuned",
+        "each cell's best point on fresh seeds"
+        + (", scikit-learn" if "linear_regression" in problems else ""),
+    )
     sklearn, tuned = cache.get(
         after,
         lambda: (

@@ -113,11 +113,11 @@ def one_seed_where_deterministic(cell: Cell, deterministic: bool) -> Cell:
 
 def build_suite(
     problems, optimizers, *, quick=False, learning_rates=None, seeds=None, steps=None, grid=None,
-    schedule="constant",
+    schedule="constant", log_every=None,
 ):  # fmt: skip
     """The cells to run, problems outer, optimizers inner, each with its grid.
 
-    ``learning_rates``, ``seeds`` and ``steps``, when given, replace the
+    ``learning_rates``, ``seeds``, ``steps`` and ``log_every``, when given, replace the
     profile's for every cell; a problem or optimizer without a default
     needs them (ValueError otherwise). ``grid`` ({name: values}, without the
     learning rate) adds axes to every cell's rates; ``schedule`` schedules them.
@@ -146,7 +146,7 @@ def build_suite(
                     rates,
                     tuple(seeds or SEEDS[profile]),
                     n_steps,
-                    min(LOG_EVERY_OF.get(problem, LOG_EVERY), n_steps),
+                    min(log_every or LOG_EVERY_OF.get(problem, LOG_EVERY), n_steps),
                     axes,
                     schedule,
                 )

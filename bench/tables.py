@@ -439,6 +439,13 @@ def read_table(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _usual_mode(path: Path, mode: int) -> None:
+    """Give ``path`` the mode a plain mkdir or open would (``mode`` & ~umask): tempfile's are private."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
+
+
 def write_folder(out_dir: Path, files: dict[str, bytes]) -> None:
     """Replace ``out_dir`` with a folder holding exactly ``files``, all or nothing.
 
@@ -456,6 +463,7 @@ def write_folder(out_dir: Path, files: dict[str, bytes]) -> None:
                 handle.write(content)
                 handle.flush()
                 os.fsync(handle.fileno())
+        _usual_mode(staging, 0o777)  # private (0700) while it is being written
         old = out_dir.parent / f".{out_dir.name}.old"
         if old.exists():
             shutil.rmtree(old)
@@ -486,6 +494,7 @@ def replace_files(out_dir: Path, files: dict[str, bytes]) -> None:
                 stream.write(content)
                 stream.flush()
                 os.fsync(stream.fileno())
+            _usual_mode(written[name], 0o666)
         for name, temporary in written.items():
             temporary.replace(out_dir / name)
     finally:
@@ -602,7 +611,7 @@ def check(new_dir: Path, reference_dir: Path) -> list[str]:
     for name in RUN_TABLES:
         read_table(Path(new_dir) / name)
         read_table(Path(reference_dir) / name)
-    for name in (*OPTIONAL_RUN_TABLES, *NETWORK_TABLES, *GRID_TABLES):
+    for name in (*OPTIONAL_RUN_TABLES, *NETWORK_TABLES, *GRID_TABLES, *PROFILE_TABLES):
         if (Path(new_dir) / name).exists():
             read_table(Path(new_dir) / name)
     differences = compare_convergence(

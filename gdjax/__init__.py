@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from gdjax import schedules as schedules
 from gdjax import theory as theory
 from gdjax.checks import DTYPES as DTYPES
+from gdjax.compile_cache import use_compile_cache as use_compile_cache
 from gdjax.engine import SweepProgram as SweepProgram
 from gdjax.engine import prepare_sweep as prepare_sweep
 from gdjax.engine import seeds_matter as seeds_matter

@@ -57,6 +57,7 @@ from gdjax.step import noise_argument, run_one
 # as jax.vmap lays them out: the MNIST-1D MLP (15,210 parameters) took 354 us a run-step under
 # runs_last's layout and 238 us so. Smaller models (XOR's 16, a regression's 2) keep runs_last.
 RUNS_FIRST_FROM = 256
+MAX_STEPS = 2**31 - 1  # steps are counted in int32 inside the compiled program
 
 
 @functools.partial(
@@ -452,7 +453,7 @@ def prepare_sweep(
             f"problem must be a gdjax Problem (e.g. gdjax.linear_regression()); got {type(problem).__name__}"
         )
     name, make_optimizer = resolve_optimizer(optimizer)
-    steps = check_count("steps", steps)
+    steps = check_count("steps", steps, high=MAX_STEPS)
     if log_every is None:
         log_every = max(1, steps // 100)
     log_every = check_count("log_every", log_every, high=steps)

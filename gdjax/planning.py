@@ -283,6 +283,6 @@ def points_per_chunk(program: SweepProgram, memory_limit: int | None) -> int:
             f"{runs_held(1)} runs a device at a time (its {n_seeds} seeds, padded to a whole tile) and "
             f"{data:,} bytes of data per device, {need(1):,} bytes in all; {memory_limit:,} bytes are "
             f"available per device (planning on {MEMORY_SHARE:.0%}): use fewer seeds, fewer logged points "
-            "or less data"
+            "(a larger log_every: --log-every on the command line) or less data"
         )
     return fitting

@@ -365,7 +365,7 @@ def test_sgd_speed_is_measured_against_the_work_of_its_minibatch_step():
     one = baselines.step_cost(problem, gdjax.OPTIMIZERS["sgd"], "float32", batch_size=1)
     assert one.flop < full.flop / 20  # one example of 100
     cells = build_suite(["linear_regression"], ["sgd"], learning_rates=[1e-4], seeds=[0], steps=50)
-    timing = run_suite(cells, dtype="float32", repeats=1, progress=False).timing.set_index("implementation")
+    timing = run_suite(cells, dtype="float32", repeats=1).timing.set_index("implementation")
     assert timing.loc["gdjax.sweep", "flop_per_lr_step"] == one.flop
     assert timing.loc["python loop of jitted step", "flop_per_lr_step"] == one.flop
 

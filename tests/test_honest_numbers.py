@@ -139,7 +139,7 @@ def test_seeds_matter_only_where_a_seed_changes_something():
 def test_a_deterministic_cell_runs_one_seed_and_reports_n_1():
     problems, rates = ["linear_regression", "xor"], [1e-4, 5e-4, 1.0]
     cells = build_suite(problems, ["gd"], learning_rates=rates, seeds=(0, 1, 2), steps=2_000)
-    tables = run_suite(cells, dtype="float32", repeats=1, progress=False)
+    tables = run_suite(cells, dtype="float32", repeats=1)
     summary = tables.summary.set_index("problem")
     tuned = tables.tuned.set_index("problem")
     assert summary.loc["linear_regression", "n_seeds"] == 1

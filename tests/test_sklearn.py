@@ -44,7 +44,7 @@ def test_without_sklearn_the_suite_runs_and_says_it_skipped(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now raises ImportError
     assert baselines.sklearn_comparison(gdjax.linear_regression(), repeats=1, dtype="float32") is None
     cells = build_suite(["linear_regression"], ["gd"], learning_rates=[1e-4], seeds=[0], steps=50)
-    tables = run_suite(cells, dtype="float32", repeats=1, progress=False)
+    tables = run_suite(cells, dtype="float32", repeats=1)
     assert tables.sklearn is None
     metadata = {
         "device_tag": "cpu",
