@@ -36,11 +36,14 @@ with a warning.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import warnings
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import jaxlib
 import numpy as np
 from jax import lax
 from jax.extend import core
@@ -463,7 +466,15 @@ def fast_path_agrees() -> bool:
     (a GPU's default may be TF32). A disagreement beyond ``SELF_TEST_RTOL``,
     or an error, turns the fast path off for the process, with a warning;
     ``runs_last`` is then ``jax.vmap`` with the runs last.
+
+    The test compiles two programs (seconds on a CPU). With JAX's persistent
+    compilation cache on (``gdjax.use_compile_cache``), an agreement is
+    remembered there, keyed by this module's source, the JAX and jaxlib
+    versions and the device: a later process with the same ones skips it.
     """
+    remembered = _agreement_file()
+    if remembered is not None and remembered.is_file():
+        return True
     try:
         with jax.ensure_compile_time_eval(), jax.numpy_rank_promotion("allow"):
             for name, fn, args, batched in _self_test_corpus():
@@ -478,7 +489,29 @@ def fast_path_agrees() -> bool:
                         return _fast_path_off(f"disagrees with jax.vmap on the self-test {name!r}")
     except Exception as error:  # the fast path is an optimisation: never let it stop a sweep
         return _fast_path_off(f"failed its self-test ({type(error).__name__}: {error})")
+    if remembered is not None:
+        remembered.write_text(f"gdjax.runs_last agrees with jax.vmap on jax {jax.__version__}\n")
     return True
+
+
+def _agreement_file() -> Path | None:
+    """Where a passed self-test is remembered: in the persistent compilation cache's folder, if it is on."""
+    folder = jax.config.jax_compilation_cache_dir
+    if not folder:
+        return None
+    device = jax.devices()[0]
+    key = hashlib.sha256(
+        "\n".join(
+            [
+                Path(__file__).read_text(),
+                jax.__version__,
+                jaxlib.__version__,
+                device.platform,
+                device.device_kind,
+            ]
+        ).encode()
+    ).hexdigest()[:24]
+    return Path(folder) / f"gdjax-runs-last-agrees-{key}.txt"  # not a "-cache" file: JAX's eviction skips it
 
 
 def _fast_path_off(why: str) -> bool:

@@ -140,3 +140,21 @@ def test_the_xor_gradient_has_a_rule_for_every_step_and_no_batched_product(monke
     jaxpr = jax.make_jaxpr(gradient)(params, problem.X, problem.y)
     products = [eqn for eqn in jaxpr.eqns if eqn.primitive.name == "dot_general"]
     assert all(not eqn.params["dimension_numbers"][1][0] for eqn in products)
+
+
+def test_a_passed_self_test_is_remembered_only_where_the_compilation_cache_is_on(tmp_path, monkeypatch):
+    from gdjax import runs_last as module
+
+    check = fast_path_agrees.__wrapped__  # without the once-a-process memo
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        jax.config.update("jax_compilation_cache_dir", None)
+        assert module._agreement_file() is None
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+        assert check()
+        (remembered,) = tmp_path.glob("gdjax-runs-last-agrees-*.txt")
+        assert not remembered.name.endswith("-cache")  # JAX's cache eviction leaves it alone
+        monkeypatch.setattr(module, "_self_test_corpus", lambda: pytest.fail("tested again"))
+        assert check()  # a later process with the same JAX, device and rules skips the test
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
