@@ -177,7 +177,12 @@ def resolve_problem(name: str) -> gdjax.Problem:
             f"problem {name!r}: {function_name}() failed: {type(error).__name__}: {error}"
         ) from None
     if not isinstance(problem, gdjax.Problem):
+        shown = repr(problem)
+        shown = f" {shown}" if len(shown) <= 40 else ""
         raise ValueError(
-            f"problem {name!r}: {function_name}() must return a gdjax.Problem; got {type(problem).__name__}"
+            f"problem {name!r}: {function_name}() must return a gdjax.Problem; got "
+            f"{type(problem).__name__}{shown}. Allowed: a function of no arguments returning a "
+            "gdjax.Problem, e.g. gdjax.function_problem(f, x0), gdjax.linear_regression(X, y) or "
+            "gdjax.Problem(name, X, y, loss, init)"
         )
     return problem._replace(name=name)

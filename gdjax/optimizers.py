@@ -31,7 +31,10 @@ DEFAULT_BATCH_SIZE: dict[str, int] = {"sgd": 1}
 
 
 def resolve_optimizer(optimizer: str | OptimizerFactory) -> tuple[str, OptimizerFactory]:
-    """Return ``(name, factory)`` for a registered name, ``"optax:NAME"`` or a user's factory."""
+    """Return ``(name, factory)`` for a registered name, ``"optax:NAME"`` or a user's factory.
+
+    A user's factory is named by ``factory_name`` (a lambda: ``"custom"``).
+    """
     if isinstance(optimizer, str) and optimizer.startswith(OPTAX_PREFIX):
         return optimizer, _optax_factory(optimizer.removeprefix(OPTAX_PREFIX))
     if isinstance(optimizer, str):
@@ -42,12 +45,51 @@ def resolve_optimizer(optimizer: str | OptimizerFactory) -> tuple[str, Optimizer
                 " learning_rate -> optax.GradientTransformation"
             )
         return optimizer, OPTIMIZERS[optimizer]
+    if isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(
+            "optimizer must be a factory learning_rate -> optax.GradientTransformation, not a"
+            f" {type(optimizer).__name__} (its learning rate is fixed, so a sweep cannot set it); pass e.g."
+            " lambda learning_rate: optax.chain(optax.clip(1.0), optax.sgd(learning_rate)),"
+            " or a registered name or optax:NAME"
+        )
     if callable(optimizer):
-        return getattr(optimizer, "__name__", type(optimizer).__name__), optimizer
+        return factory_name(optimizer), optimizer
     raise TypeError(
         f"optimizer must be a registered name ({', '.join(sorted(OPTIMIZERS))}) or a callable"
         f" learning_rate -> optax.GradientTransformation; got {type(optimizer).__name__}"
     )
+
+
+# The name of a factory that has none of its own (a lambda) in results and tables.
+UNNAMED = "custom"
+
+
+def factory_name(factory: Callable) -> str:
+    """A user's factory's name in results: its qualified name, without the ``<locals>`` of a nested one.
+
+    ``functools.partial(optax.sgd, momentum=0.9)`` is ``sgd(momentum=0.9)``;
+    an object with ``__call__`` its class's name; a lambda ``"custom"``
+    unless given a ``__name__`` (``factory.__name__ = "clipped_sgd"``).
+
+    Examples:
+        >>> import functools, optax
+        >>> factory_name(optax.adamw), factory_name(functools.partial(optax.sgd, momentum=0.9))
+        ('adamw', 'sgd(momentum=0.9)')
+        >>> factory_name(lambda learning_rate: optax.sgd(learning_rate))
+        'custom'
+    """
+    if isinstance(factory, functools.partial):
+        keywords = (f"{key}={value!r}" for key, value in factory.keywords.items())
+        settings = [*map(repr, factory.args), *keywords]
+        return f"{factory_name(factory.func)}({', '.join(settings)})"
+    name = getattr(factory, "__name__", None)
+    qualified = getattr(factory, "__qualname__", None) or name
+    if not isinstance(qualified, str):  # an object with __call__
+        return type(factory).__name__
+    qualified = qualified.rsplit("<locals>.", 1)[-1]
+    if "<lambda>" in qualified:
+        return name if isinstance(name, str) and name and name != "<lambda>" else UNNAMED
+    return qualified
 
 
 def _optax_factory(name: str) -> OptimizerFactory:

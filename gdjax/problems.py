@@ -121,10 +121,12 @@ def _as_float_data(name: str, value) -> np.ndarray:
         array = np.asarray(value)
     except (TypeError, ValueError):
         raise TypeError(
-            f"{name} must be a rectangular array of real numbers; got {type(value).__name__}"
+            f"{name} must hold real numbers (integer or float) in one array; got {_described(value)}"
         ) from None
     if not (jnp.issubdtype(array.dtype, jnp.integer) or jnp.issubdtype(array.dtype, jnp.floating)):
-        raise TypeError(f"{name} must hold real numbers (integer or float); got dtype {array.dtype}")
+        # numpy's dtype says little of a dict or a ragged list (object): name what was given instead
+        got = f"dtype {array.dtype}" if array.dtype != object else _described(value)
+        raise TypeError(f"{name} must hold real numbers (integer or float) in one array; got {got}")
     array = array.astype(np.float64)
     if not np.all(np.isfinite(array)):
         bad = np.argwhere(~np.isfinite(array))[0]
@@ -132,6 +134,17 @@ def _as_float_data(name: str, value) -> np.ndarray:
             f"{name} must be finite; found {array[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
         )
     return array
+
+
+def _described(value) -> str:
+    """What a value that is no array of numbers is, for an error message: its type and what it holds."""
+    if isinstance(value, dict):
+        keys = ", ".join(repr(key) for key in list(value)[:4]) + (", ..." if len(value) > 4 else "")
+        return f"a dict (keys {keys})" if value else "an empty dict"
+    if isinstance(value, list | tuple) and value:
+        kinds = ", ".join(dict.fromkeys(type(item).__name__ for item in value))
+        return f"a {type(value).__name__} of {kinds} (not one rectangular array of numbers)"
+    return f"{type(value).__name__} {value!r}" if len(repr(value)) <= 40 else type(value).__name__
 
 
 def textbook_regression_data(m: int = 100, bias: float = 25.0, variance: float = 10.0, seed: int = 0):
@@ -412,7 +425,10 @@ def function_problem(
     Args:
         f: written with ``jax.numpy``, taking an array shaped like ``x0`` and
             returning a real scalar.
-        x0: the start, real numbers of any shape (e.g. ``(-1.5, 2.0)``).
+        x0: the start, one array of real numbers of any shape (e.g.
+            ``(-1.5, 2.0)``). Parameters that are a pytree (a dict of
+            arrays) need a ``Problem`` of their own, whose ``init``
+            returns the pytree (``TypeError`` says so).
         name: the problem's name in tables.
         facts: what you know of ``f`` (``Facts``: its minimum, optimum, a
             target); its start is the same for every seed whatever you give.
@@ -431,7 +447,10 @@ def function_problem(
         raise TypeError(f"f must be a function params -> scalar; got {type(f).__name__}")
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string; got {name!r}")
-    start = _as_float_data("x0", x0)
+    try:
+        start = _as_float_data("x0", x0)
+    except TypeError as error:
+        raise TypeError(f"{error}. {PYTREE_HINT}") from None
     if start.size == 0:
         raise ValueError("x0 must hold at least one number; got an empty array")
     point = jax.ShapeDtypeStruct(start.shape, jnp.float32)
@@ -461,6 +480,16 @@ def function_problem(
     return Problem(
         name, np.zeros((1, 0)), np.zeros(1), _FunctionLoss(f), lambda seed: start.copy(), facts=facts
     )
+
+
+# What function_problem says to someone whose parameters are not one array.
+PYTREE_HINT = (
+    "function_problem's x0 is one array of real numbers, of any shape (e.g. (-1.5, 2.0) or "
+    "np.zeros((3, 2))). For parameters that are a pytree (a dict or list of arrays), build the problem "
+    "yourself: gdjax.Problem(name, X, y, loss, init) with loss(params, X, y) -> scalar and init(seed) "
+    "returning the pytree (as gdjax.xor() does), e.g. X = np.zeros((1, 0)), y = np.zeros(1) where there "
+    "is no data"
+)
 
 
 def _first_line(error: Exception) -> str:

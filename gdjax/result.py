@@ -22,7 +22,10 @@ class SweepResult:
     of a grid of hyperparameters (``grid``).
 
     Attributes:
-        problem, optimizer: names.
+        problem, optimizer: names. A user's optimizer factory is named by
+            ``gdjax.optimizers.factory_name``: its qualified name
+            (``sgd(momentum=0.9)`` for a ``functools.partial``), a lambda
+            ``"custom"`` unless given a ``__name__``.
         learning_rates: (n_points,) each point's learning rate, in the order given.
         seeds: (n_seeds,) the seeds, in the order given.
         steps, log_every, dtype, batch_size: the settings of the sweep

@@ -1,0 +1,122 @@
+"""What a new user meets first: errors that say what was wrong and what is allowed, quiet intended
+divergence, the true reason a table is missing, and plots whose series all stay visible."""
+
+import functools
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gdjax
+from bench.cli import main
+from bench.suites import resolve_problem
+from gdjax.optimizers import factory_name, resolve_optimizer
+
+# 1. Library errors and names
+
+
+def test_function_problem_with_a_dict_start_says_what_is_allowed_and_how_to_pass_a_pytree():
+    with pytest.raises(TypeError) as raised:
+        gdjax.function_problem(lambda p: jnp.sum(p["w"] ** 2), {"w": np.ones(2), "b": 0.0})
+    message = str(raised.value)
+    assert "dtype object" not in message
+    assert "x0 must hold real numbers (integer or float) in one array; got a dict (keys 'w', 'b')" in message
+    assert "of any shape (e.g. (-1.5, 2.0)" in message
+    assert "gdjax.Problem(name, X, y, loss, init)" in message
+
+
+def test_a_ragged_start_is_named_as_what_it_is():
+    with pytest.raises(TypeError, match=r"got a list of ndarray, float \(not one rectangular array"):
+        gdjax.function_problem(lambda x: jnp.sum(x**2), [np.ones(2), 3.0])
+
+
+def _pytree_loss(params, X, y):
+    return jnp.sum((params["w"] - 3.0) ** 2) + params["b"] ** 2
+
+
+def test_the_pytree_advice_runs():
+    """The way the message gives for a pytree of parameters: a Problem whose init returns the pytree."""
+    problem = gdjax.Problem(
+        "pytree_bowl", np.zeros((1, 0)), np.zeros(1), _pytree_loss, lambda seed: {"w": np.zeros(2), "b": 1.0}
+    )
+    res = gdjax.sweep(problem, "gd", [0.25], steps=40, dtype="float64")
+    np.testing.assert_allclose(res.params["w"][0, 0], [3.0, 3.0], atol=1e-6)
+    assert res.final_loss[0, 0] < 1e-10
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "front_door_problems.py").write_text("def returns_float():\n    return 3.5\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "front_door_problems"
+
+
+def test_a_module_function_returning_a_float_names_function_type_and_what_is_allowed(user_module):
+    with pytest.raises(ValueError, match=r"must return a gdjax\.Problem") as raised:
+        resolve_problem(f"{user_module}:returns_float")
+    message = str(raised.value)
+    assert "returns_float() must return a gdjax.Problem; got float 3.5" in message
+    assert "Allowed: a function of no arguments returning a gdjax.Problem" in message
+    assert "gdjax.function_problem(f, x0)" in message
+
+
+def test_the_command_line_says_it_in_one_line_and_exits_2(user_module, tmp_path, capsys):
+    argv = ["--problems", f"{user_module}:returns_float", "--steps", "5", "--lrs", "0.1"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bench: error: problem 'front_door_problems:returns_float': returns_float()")
+    assert err.count("\n") == 1
+
+
+def test_a_lambda_optimizer_is_custom_in_the_frame_not_lambda():
+    res = gdjax.sweep(gdjax.quadratic(), lambda learning_rate: optax.sgd(learning_rate), [0.1], steps=3)
+    assert res.optimizer == "custom"
+    assert set(res.to_frame()["optimizer"]) == {"custom"}
+
+
+def _clipped_sgd(learning_rate):
+    return optax.chain(optax.clip(1.0), optax.sgd(learning_rate))
+
+
+def _make_factory():
+    def nested(learning_rate):
+        return optax.sgd(learning_rate)
+
+    return nested
+
+
+class _Factory:
+    def __call__(self, learning_rate):
+        return optax.sgd(learning_rate)
+
+
+def _named_lambda():
+    factory = lambda learning_rate: optax.sgd(learning_rate)  # noqa: E731
+    factory.__name__ = "my_sgd"
+    return factory
+
+
+@pytest.mark.parametrize(
+    ("factory", "name"),
+    [
+        (_clipped_sgd, "_clipped_sgd"),
+        (_make_factory(), "nested"),
+        (functools.partial(optax.sgd, momentum=0.9), "sgd(momentum=0.9)"),
+        (
+            functools.partial(lambda learning_rate, b1: optax.adam(learning_rate, b1), b1=0.5),
+            "custom(b1=0.5)",
+        ),
+        (_Factory(), "_Factory"),
+        (_named_lambda(), "my_sgd"),
+        (optax.adamw, "adamw"),
+    ],
+)
+def test_a_factory_is_named_by_what_it_is(factory, name):
+    assert factory_name(factory) == name
+    assert resolve_optimizer(factory) == (name, factory)
+
+
+def test_a_gradient_transformation_gets_told_to_pass_a_factory():
+    with pytest.raises(TypeError, match=r"must be a factory learning_rate -> optax\.GradientTransformation"):
+        gdjax.sweep(gdjax.quadratic(), optax.sgd(0.1), [0.1], steps=3)
