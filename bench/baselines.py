@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -26,17 +27,34 @@ from bench.timing import wall_times
 from gdjax.step import watched_every_step
 
 
+def may_diverge():
+    """numpy's floating-point state for a loop whose divergence is a result, not a fault.
+
+    Past its stability limit a loop's numbers overflow to inf, then nan: the
+    returned parameters say so (not finite), as a sweep's ``diverged_at``
+    does, and numpy's overflow and invalid-value warnings on the way add
+    nothing. Set once around a whole loop (not per step, which would cost
+    the timed textbook loops a context switch a step); division by zero
+    still warns and every exception still raises.
+    """
+    return np.errstate(over="ignore", invalid="ignore")
+
+
 def textbook_regression_gd(X, y, alpha, steps, theta=None):
-    """The four textbook operations, looped in numpy float64: returns (theta, final cost)."""
+    """The four textbook operations, looped in numpy float64: returns (theta, final cost).
+
+    A rate past the stability limit diverges quietly to non-finite numbers (``may_diverge``).
+    """
     m = X.shape[0]
     theta = np.ones(X.shape[1]) if theta is None else np.array(theta, dtype=np.float64)
-    for _ in range(steps):
-        hypothesis = X @ theta
-        residual = hypothesis - y
-        gradient = X.T @ residual / m
-        theta = theta - alpha * gradient
-    residual = X @ theta - y
-    return theta, residual @ residual / (2 * m)
+    with may_diverge():
+        for _ in range(steps):
+            hypothesis = X @ theta
+            residual = hypothesis - y
+            gradient = X.T @ residual / m
+            theta = theta - alpha * gradient
+        residual = X @ theta - y
+        return theta, residual @ residual / (2 * m)
 
 
 def sigmoid(z):
@@ -44,16 +62,21 @@ def sigmoid(z):
 
 
 def textbook_xor_backprop(X, y, W0, W1, alpha, steps):
-    """The classic two-layer backprop loop in numpy float64: returns (W0, W1, outputs)."""
+    """The classic two-layer backprop loop in numpy float64: returns (W0, W1, outputs).
+
+    ``sigmoid``'s ``exp(-z)`` overflows to inf for z < -709 (the output 0 is
+    right); that and a diverging rate stay quiet (``may_diverge``).
+    """
     W0, W1 = np.array(W0, dtype=np.float64), np.array(W1, dtype=np.float64)
-    for _ in range(steps):
-        hidden = sigmoid(X @ W0)
-        out = sigmoid(hidden @ W1)
-        delta2 = (out - y) * out * (1 - out)
-        delta1 = (delta2 @ W1.T) * hidden * (1 - hidden)
-        W1 = W1 - alpha * hidden.T @ delta2
-        W0 = W0 - alpha * X.T @ delta1
-    return W0, W1, sigmoid(sigmoid(X @ W0) @ W1)
+    with may_diverge():
+        for _ in range(steps):
+            hidden = sigmoid(X @ W0)
+            out = sigmoid(hidden @ W1)
+            delta2 = (out - y) * out * (1 - out)
+            delta1 = (delta2 @ W1.T) * hidden * (1 - hidden)
+            W1 = W1 - alpha * hidden.T @ delta2
+            W0 = W0 - alpha * X.T @ delta1
+        return W0, W1, sigmoid(sigmoid(X @ W0) @ W1)
 
 
 def rosenbrock_gradient(x):
@@ -67,24 +90,30 @@ def tutorial_gradient_descent(gradient, start, learn_rate, n_iter, tolerance=Non
     Returns the final vector and the step at which ``||x_t - x_{t-1}|| < tolerance``
     first held (-1 if never, or without a tolerance). Unlike the tutorial it
     does not stop there, so the final vector is after ``n_iter`` steps, as in a sweep.
+    A rate past the stability limit diverges quietly to non-finite numbers (``may_diverge``).
     """
     vector, stopped_at = np.array(start, dtype=float), -1
-    for t in range(1, n_iter + 1):
-        diff = -learn_rate * gradient(vector)
-        if tolerance is not None and stopped_at < 0 and np.linalg.norm(diff) < tolerance:
-            stopped_at = t
-        vector = vector + diff
+    with may_diverge():
+        for t in range(1, n_iter + 1):
+            diff = -learn_rate * gradient(vector)
+            if tolerance is not None and stopped_at < 0 and np.linalg.norm(diff) < tolerance:
+                stopped_at = t
+            vector = vector + diff
     return vector, stopped_at
 
 
 def textbook_logistic_gd(X, y, l2, alpha, steps):
-    """Gradient descent on the regularised log-loss, looped in numpy float64 the textbook way: returns w."""
+    """Gradient descent on the regularised log-loss, looped in numpy float64 the textbook way: returns w.
+
+    A rate past the stability limit diverges quietly to non-finite numbers (``may_diverge``).
+    """
     m = X.shape[0]
     w = np.zeros(X.shape[1])
-    for _ in range(steps):
-        probability = sigmoid(X @ w)
-        gradient = X.T @ (probability - y) / m + l2 * w
-        w = w - alpha * gradient
+    with may_diverge():
+        for _ in range(steps):
+            probability = sigmoid(X @ w)
+            gradient = X.T @ (probability - y) / m + l2 * w
+            w = w - alpha * gradient
     return w
 
 
@@ -104,10 +133,24 @@ TEXTBOOK_LOOPS = {
 
 
 def run_textbook_loop(problem: gdjax.Problem, steps: int) -> None:
-    """Run the problem's reference loop (``facts.reference``) ``steps`` steps at its ``reference_rate``."""
+    """Run the problem's reference loop (``facts.reference``) ``steps`` steps at its ``reference_rate``.
+
+    The reference rate is one the loop converges at: where it diverged
+    instead (non-finite numbers), one RuntimeWarning says so, since its
+    timing is then of overflowing arithmetic (numpy's own warnings are quiet).
+    """
     if not has_textbook_loop(problem):
         raise ValueError(f"no textbook loop for problem {problem.name!r}")
-    TEXTBOOK_LOOPS[problem.facts.reference](problem, problem.facts.reference_rate, steps)
+    rate = problem.facts.reference_rate
+    result = TEXTBOOK_LOOPS[problem.facts.reference](problem, rate, steps)
+    numbers = [np.asarray(leaf, dtype=np.float64) for leaf in jax.tree.leaves(result)]
+    if not all(np.all(np.isfinite(leaf)) for leaf in numbers):
+        warnings.warn(
+            f"the textbook loop {problem.facts.reference!r} diverged on {problem.name} at its reference "
+            f"rate {rate:.3g} within {steps} steps: its timing is of overflowing arithmetic",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 def has_textbook_loop(problem: gdjax.Problem) -> bool:

@@ -1,7 +1,9 @@
 """What a new user meets first: errors that say what was wrong and what is allowed, quiet intended
 divergence, the true reason a table is missing, and plots whose series all stay visible."""
 
+import dataclasses
 import functools
+import warnings
 
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +11,7 @@ import optax
 import pytest
 
 import gdjax
+from bench import baselines
 from bench.cli import main
 from bench.suites import resolve_problem
 from gdjax.optimizers import factory_name, resolve_optimizer
@@ -120,3 +123,48 @@ def test_a_factory_is_named_by_what_it_is(factory, name):
 def test_a_gradient_transformation_gets_told_to_pass_a_factory():
     with pytest.raises(TypeError, match=r"must be a factory learning_rate -> optax\.GradientTransformation"):
         gdjax.sweep(gdjax.quadratic(), optax.sgd(0.1), [0.1], steps=3)
+
+
+# 2. Intended divergence stays quiet; a real fault does not
+
+
+def test_diverging_textbook_loops_are_quiet_and_say_so_in_their_numbers():
+    regression, xor, logistic = gdjax.linear_regression(), gdjax.xor(), gdjax.logistic_regression()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        theta, cost = baselines.textbook_regression_gd(regression.X, regression.y, 1e-2, 3000)
+        vector, _ = baselines.tutorial_gradient_descent(
+            baselines.rosenbrock_gradient, (-1.5, 2.0), 0.05, 2000
+        )
+        start = xor.init(1)
+        *_, outputs = baselines.textbook_xor_backprop(xor.X, xor.y, start["W0"], start["W1"], 1e6, 50)
+        w = baselines.textbook_logistic_gd(logistic.X, logistic.y, 1e-2, 1e5, 200)
+    assert not np.all(np.isfinite(theta))
+    assert not np.isfinite(cost)
+    assert not np.all(np.isfinite(vector))
+    # huge weights: exp(-z) overflowed (z < -709) inside the sigmoids, quietly, and the outputs saturated
+    assert np.all((outputs >= 0) & (outputs <= 1))
+    assert (outputs == 0).any()
+    assert not np.all(np.isfinite(w))
+
+
+def test_a_reference_loop_that_diverges_is_one_warning_in_words():
+    problem = gdjax.linear_regression()
+    problem = problem._replace(facts=dataclasses.replace(problem.facts, reference_rate=1e-2))
+    with pytest.warns(RuntimeWarning) as caught:
+        baselines.run_textbook_loop(problem, 3000)
+    assert len(caught) == 1
+    assert "textbook loop 'regression_gd' diverged on linear_regression at its reference rate 0.01" in str(
+        caught[0].message
+    )
+
+
+def test_a_converging_reference_loop_warns_nothing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        baselines.run_textbook_loop(gdjax.linear_regression(), 2000)
+
+
+def test_a_real_fault_in_a_textbook_loop_still_raises():
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        baselines.textbook_regression_gd(np.ones((3, 2)), np.ones(4), 1e-3, 5)
