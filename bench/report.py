@@ -171,7 +171,7 @@ def summary_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) ->
         _speed_table(tables.timing),
         "",
         *_tuned_section(tables.tuned),
-        *_sklearn_section(tables.sklearn),
+        *_sklearn_section(tables.sklearn, tables.summary["problem"]),
         *_conditioning_section(tables.conditioning),
         "## Plots",
         "",
@@ -310,10 +310,15 @@ def _tuned_table(tuned: pd.DataFrame) -> str:
     return _markdown_table(header, rows)
 
 
-def _sklearn_section(sklearn: pd.DataFrame | None) -> list[str]:
+# The problem the scikit-learn comparison runs on (bench.runner), standardised.
+SKLEARN_PROBLEM = "linear_regression"
+
+
+def _sklearn_section(sklearn: pd.DataFrame | None, problems) -> list[str]:
+    """scikit-learn beside gdjax; where there is no table, the true reason why (``problems``: the run's)."""
     heading = ["## scikit-learn beside gdjax (regression, feature standardised)", ""]
     if sklearn is None:
-        return [*heading, "Skipped: scikit-learn is not installed (or the regression was not run).", ""]
+        return [*heading, _sklearn_skipped(problems), ""]
     rows = [
         [
             row.implementation,
@@ -328,6 +333,20 @@ def _sklearn_section(sklearn: pd.DataFrame | None) -> list[str]:
     ]
     header = ["implementation", "lr", "epochs", "runs", "seconds", "final loss", "/ least squares"]
     return [*heading, _markdown_table(header, rows), ""]
+
+
+def _sklearn_skipped(problems) -> str:
+    """Why a run has no scikit-learn table: the textbook regression was not in it, or no scikit-learn."""
+    if SKLEARN_PROBLEM not in set(problems):
+        return (
+            f"Not run: the comparison with scikit-learn runs on the textbook regression ({SKLEARN_PROBLEM}) "
+            "only, which this run did not include; nothing to compare."
+        )
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        return "Skipped: scikit-learn is not installed (pip install scikit-learn)."
+    return "Skipped: this run has no scikit-learn table (its cached results were made without scikit-learn)."
 
 
 def _finish(figure, xlabel: str, ylabel: str, title: str, scales=("log", "log")) -> bytes:

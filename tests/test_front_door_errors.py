@@ -4,6 +4,7 @@ divergence, the true reason a table is missing, and plots whose series all stay 
 import dataclasses
 import functools
 import warnings
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -11,10 +12,15 @@ import optax
 import pytest
 
 import gdjax
-from bench import baselines
+from bench import baselines, report
+from bench import tables as bench_tables
 from bench.cli import main
+from bench.runner import SuiteTables
 from bench.suites import resolve_problem
 from gdjax.optimizers import factory_name, resolve_optimizer
+
+COMMITTED = Path(__file__).parent.parent / "results" / "cpu-quick"
+
 
 # 1. Library errors and names
 
@@ -168,3 +174,33 @@ def test_a_converging_reference_loop_warns_nothing():
 def test_a_real_fault_in_a_textbook_loop_still_raises():
     with pytest.raises(ValueError, match="could not be broadcast"):
         baselines.textbook_regression_gd(np.ones((3, 2)), np.ones(4), 1e-3, 5)
+
+
+# 3. summary.md says why there is no scikit-learn table
+
+
+def _committed_tables(problems) -> tuple[SuiteTables, dict]:
+    def read(name):
+        frame = bench_tables.read_table(COMMITTED / name)
+        return frame[frame["problem"].isin(problems)].reset_index(drop=True)
+
+    tables = SuiteTables(
+        read("timing.csv"), read("convergence.csv"), read("curves.csv"), read("summary.csv"), 1, 1
+    )
+    return tables, bench_tables.read_metadata(COMMITTED)
+
+
+def test_a_run_without_the_textbook_regression_says_scikit_learn_was_not_run_not_missing():
+    tables, metadata = _committed_tables(["logistic_regression"])  # as a CSV run: no linear_regression
+    summary = report.summary_markdown(tables, metadata, [])
+    assert "not installed" not in summary
+    assert (
+        "Not run: the comparison with scikit-learn runs on the textbook regression (linear_regression)"
+        in (summary)
+    )
+
+
+def test_with_the_regression_and_no_scikit_learn_it_says_not_installed(monkeypatch):
+    tables, metadata = _committed_tables(["linear_regression"])
+    monkeypatch.setitem(__import__("sys").modules, "sklearn", None)  # import sklearn now raises ImportError
+    assert "Skipped: scikit-learn is not installed" in report.summary_markdown(tables, metadata, [])
