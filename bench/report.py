@@ -349,16 +349,73 @@ def _sklearn_skipped(problems) -> str:
     return "Skipped: this run has no scikit-learn table (its cached results were made without scikit-learn)."
 
 
-def _finish(figure, xlabel: str, ylabel: str, title: str, scales=("log", "log")) -> bytes:
-    """Axes scales (default log-log), labels and legend; the figure as PNG bytes (the figure is closed)."""
+def _finish(
+    figure, xlabel: str, ylabel: str, title: str, scales=("log", "log"), *, legend=None, title_pad=None
+) -> bytes:
+    """Axes scales (default log-log), labels and legend; the figure as PNG bytes (the figure is closed).
+
+    ``legend``: keyword arguments of ``axes.legend`` (default: matplotlib's best place inside);
+    ``title_pad``: points between the axes and the title (room for marks above the axes).
+    """
 
     axes = figure.axes[0]
     # a log axis needs a positive value: every loss 0 (an exact minimum) or NaN (all diverged) has none
     positive = (axes.dataLim.x1 > 0, axes.dataLim.y1 > 0)  # x1, y1: the largest values (-inf if none)
     scales = tuple(scale if has else "linear" for scale, has in zip(scales, positive, strict=True))
-    axes.set(xscale=scales[0], yscale=scales[1], xlabel=xlabel, ylabel=ylabel, title=title)
-    axes.legend()
+    axes.set(xscale=scales[0], yscale=scales[1], xlabel=xlabel, ylabel=ylabel)
+    axes.set_title(title, pad=title_pad)
+    axes.legend(**(legend or {}))
     return _png(figure)
+
+
+# Outside the axes, right of them: where a legend covers nothing drawn (the paths' contours).
+LEGEND_OUTSIDE = {
+    "loc": "upper left",
+    "bbox_to_anchor": (1.02, 1.0),
+    "borderaxespad": 0.0,
+    "fontsize": "small",
+}
+
+# One look per series, in drawing order: each later series is drawn narrower, broken and on top of the
+# ones before, with markers of its own placed elsewhere along the line, so that series that coincide
+# (gd and sgd on Rosenbrock: no data to sample, the same runs) or overlap (gd and momentum on the
+# standardised regression) all stay visible.
+SERIES_LOOKS = (
+    {"linestyle": "-", "linewidth": 3.2, "marker": "o", "markersize": 7.5},
+    {"linestyle": "--", "linewidth": 2.4, "marker": "s", "markersize": 6.0},
+    {"linestyle": "-.", "linewidth": 1.7, "marker": "^", "markersize": 5.5},
+    {"linestyle": ":", "linewidth": 1.7, "marker": "D", "markersize": 4.0},
+    {"linestyle": (0, (6, 2, 1, 2, 1, 2)), "linewidth": 1.2, "marker": "v", "markersize": 4.0},
+)
+
+
+def _look(index: int, *, spaced_markers: bool = True) -> dict:
+    """Line keywords of the ``index``-th series drawn (colour C<index>, as matplotlib's cycle).
+
+    ``spaced_markers``: markers every ~12% of the axes' diagonal, each series' offset from the
+    others' (for curves of many points); else one on every point (a point per learning rate).
+    """
+    look = dict(SERIES_LOOKS[index % len(SERIES_LOOKS)], color=f"C{index}", zorder=2 + 0.1 * index)
+    if spaced_markers:
+        look["markevery"] = (0.02 + 0.03 * (index % 4), 0.12)
+    return look
+
+
+def _coinciding(series: dict[str, np.ndarray]) -> dict[str, list[str]]:
+    """For each series, the others equal to it (same shape, equal to 1e-9 relative): drawn on one another."""
+    same = {name: [] for name in series}
+    names = list(series)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            a, b = np.asarray(series[first], float), np.asarray(series[second], float)
+            if a.shape == b.shape and np.allclose(a, b, rtol=1e-9, atol=0.0, equal_nan=True):
+                same[first].append(second)
+                same[second].append(first)
+    return same
+
+
+def _same_note(others: list[str]) -> str:
+    return f"; same curve as {', '.join(others)}" if others else ""
 
 
 def _png(figure) -> bytes:
@@ -382,10 +439,24 @@ def plots(tables: SuiteTables) -> dict[str, bytes]:
     images = {}
     for problem, curves in tables.curves.groupby("problem"):
         figure, axes = plt.subplots(figsize=(6.4, 4.2))
-        for optimizer, curve in curves.groupby("optimizer"):
+        by_optimizer = dict(list(curves.groupby("optimizer")))
+        same = _coinciding(
+            {name: curve[["step", "loss_mean"]].to_numpy(float) for name, curve in by_optimizer.items()}
+        )
+        for index, (optimizer, curve) in enumerate(by_optimizer.items()):
             rate = curve["learning_rate"].iloc[0]
-            axes.plot(curve["step"], curve["loss_mean"], label=f"{optimizer} (lr {rate:.3g})")
-            axes.fill_between(curve["step"], curve["loss_min"], curve["loss_max"], alpha=0.2)
+            # markers spaced along the line need a point to start from (matplotlib fails on none)
+            look = _look(index, spaced_markers=bool(np.isfinite(curve["loss_mean"].to_numpy(float)).any()))
+            label = f"{optimizer} (lr {rate:.3g}{_same_note(same[optimizer])})"
+            axes.plot(curve["step"], curve["loss_mean"], label=label, **look)
+            axes.fill_between(
+                curve["step"],
+                curve["loss_min"],
+                curve["loss_max"],
+                alpha=0.15,
+                color=look["color"],
+                linewidth=0,
+            )
         images[f"curves-{problem}.png"] = _finish(
             figure,
             "step",
@@ -393,23 +464,69 @@ def plots(tables: SuiteTables) -> dict[str, bytes]:
             f"{problem}: loss at each optimizer's best learning rate",
         )
     for problem, runs in tables.convergence.groupby("problem"):
-        figure, axes = plt.subplots(figsize=(6.4, 4.2))
-        for optimizer, grid in runs.groupby("optimizer"):
-            by_rate = grid.groupby("learning_rate")
-            median = by_rate["final_loss"].median()
-            diverged = by_rate["diverged_at"].apply(lambda d: bool((d >= 0).any()))  # the one rule
-            line = axes.plot(median.index, median.where(~diverged), marker=".", label=optimizer)[0]
-            rates = diverged[diverged].index
-            if len(rates):
-                kept = runs["final_loss"].where(runs["diverged_at"] < 0)
-                axes.scatter(rates, np.full(len(rates), kept.max() * 3), marker="x", color=line.get_color())
-        images[f"sensitivity-{problem}.png"] = _finish(
-            figure,
-            "learning rate",
-            "final loss (median over seeds)",
-            f"{problem}: sensitivity to the learning rate (x: a seed diverged)",
-        )
+        images[f"sensitivity-{problem}.png"] = _sensitivity_plot(problem, runs)
     return images
+
+
+def _sensitivity_plot(problem: str, runs: pd.DataFrame) -> bytes:
+    """Final loss against learning rate, one line per optimizer.
+
+    A rate where a seed diverged has no loss drawn: an x marks it along the top edge of the axes,
+    just above it (the next optimizer's a row higher; the rows labelled "diverged"), placed in axes
+    fractions so that the diverged runs' enormous or infinite losses never set the loss axis.
+    """
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    medians, diverged_rates = {}, {}
+    for optimizer, grid in runs.groupby("optimizer"):
+        by_rate = grid.groupby("learning_rate")
+        diverged = by_rate["diverged_at"].apply(lambda d: bool((d >= 0).any()))  # the one rule
+        medians[optimizer] = by_rate["final_loss"].median().where(~diverged)
+        diverged_rates[optimizer] = diverged[diverged].index.to_numpy(float)
+    same = _coinciding({name: np.column_stack([m.index, m]) for name, m in medians.items()})
+    rows = 0
+    for index, (optimizer, median) in enumerate(medians.items()):
+        look = _look(index, spaced_markers=False)
+        axes.plot(median.index, median, label=optimizer + _same_note(same[optimizer]), **look)
+        rates = diverged_rates[optimizer]
+        if len(rates):  # x in data, y in axes fractions: a row at the top edge, whatever the losses
+            height = DIVERGED_ROW_FIRST + DIVERGED_ROW_STEP * rows
+            axes.scatter(
+                rates,
+                np.full(len(rates), height),
+                marker="x",
+                s=28,
+                color=look["color"],
+                transform=axes.get_xaxis_transform(),
+                clip_on=False,
+                zorder=3,
+            )
+            rows += 1
+    if rows:
+        axes.annotate(
+            "diverged",
+            xy=(0.0, DIVERGED_ROW_FIRST + DIVERGED_ROW_STEP * (rows - 1) / 2),
+            xycoords="axes fraction",
+            xytext=(-5, 0),
+            textcoords="offset points",
+            ha="right",
+            va="center",
+            fontsize="small",
+        )
+    return _finish(
+        figure,
+        "learning rate",
+        "final loss (median over seeds)",
+        f"{problem}: sensitivity to the learning rate" + (" (x: a seed diverged)" if rows else ""),
+        title_pad=8 + 9 * rows,
+    )
+
+
+# The rows of diverged marks along a sensitivity plot's top edge, just above it (clear of a legend
+# inside), in fractions of the axes' height: the first row's height and the step to the next.
+DIVERGED_ROW_FIRST = 1.025
+DIVERGED_ROW_STEP = 0.035
 
 
 def _device_label(row, machines: int) -> str:
@@ -532,6 +649,13 @@ def lesson_plots(lessons: Lessons) -> dict[str, bytes]:
 
 
 def _paths_plot(lessons: Lessons, name: str, known) -> bytes:
+    """The loss's contours with each optimizer's path, framed on the well-behaved part of the paths.
+
+    The frame holds the start, the minimum and the paths that never rise above the start's loss
+    (``_path_frame``): a path that swings uphill (Adam's steps at a large rate, SGD's noise) may
+    leave it, clipped and said so in its label and the title, instead of setting axes that squash
+    the valley. The legend stands outside the axes, off the contours.
+    """
     import jax
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
@@ -541,41 +665,82 @@ def _paths_plot(lessons: Lessons, name: str, known) -> bytes:
     start = np.asarray(problem.init(0), dtype=np.float64)
     drawn = {
         opt: np.vstack([start, np.asarray(res.params_curve)[0, 0].reshape(-1, 2)])
-        for opt, res in paths.items()
+        for opt, res in sorted(paths.items())
     }
-    marked = [] if known is None else [known]  # no known minimum for a problem of your own
-    points = np.vstack([start, *marked, *drawn.values()])
-    points = points[np.all(np.isfinite(points), axis=1)]
-    low, high = points.min(axis=0), points.max(axis=0)
-    pad = 0.15 * np.maximum(high - low, 1e-3)
-    grid = np.meshgrid(*(np.linspace(lo - p, hi + p, 200) for lo, hi, p in zip(low, high, pad, strict=True)))
-    flat = np.stack([g.ravel() for g in grid], axis=1)
-    with jax.enable_x64(True):
-        loss = jax.vmap(lambda theta: problem.loss(theta, problem.X, problem.y))(flat)
-    loss = np.asarray(loss).reshape(grid[0].shape)
+    marked = [] if known is None else [np.asarray(known, dtype=np.float64)]  # none for a problem of your own
+
+    def loss_at(points):
+        with jax.enable_x64(True):
+            return np.asarray(jax.vmap(lambda theta: problem.loss(theta, problem.X, problem.y))(points))
+
+    low, high = _path_frame(loss_at, start, marked, list(drawn.values()))
+    grid = np.meshgrid(*(np.linspace(lo, hi, 200) for lo, hi in zip(low, high, strict=True)))
+    loss = loss_at(np.stack([g.ravel() for g in grid], axis=1)).reshape(grid[0].shape)
     figure, axes = plt.subplots(figsize=(6.4, 4.8))
     floor = max(loss.min(), 1e-12)
     levels = np.geomspace(floor * 1.01, loss.max(), 25)
     axes.contour(*grid, loss, levels=levels, norm=LogNorm(), cmap="Greys", linewidths=0.6)
-    for optimizer, path in sorted(drawn.items()):
+    same = _coinciding(drawn)
+    clipped = []
+    # the longest path (SGD's noise, a zigzag) lowest, so that the smooth ones stay visible over it
+    scale = np.asarray(high) - np.asarray(low)
+    length = {
+        opt: np.nansum(np.linalg.norm(np.diff(path, axis=0) / scale, axis=1)) for opt, path in drawn.items()
+    }
+    for index, (optimizer, path) in enumerate(drawn.items()):
         rate = paths[optimizer].learning_rates[0]
-        axes.plot(
-            path[:, 0],
-            path[:, 1],
-            marker=".",
-            markersize=2,
-            linewidth=1,
-            label=f"{optimizer} (lr {rate:.3g})",
+        finite = path[np.all(np.isfinite(path), axis=1)]
+        leaves = bool(np.any((finite < low) | (finite > high)))
+        clipped += [optimizer] if leaves else []
+        label = f"{optimizer} (lr {rate:.3g}{_same_note(same[optimizer])})" + (
+            "\n  clipped: leaves the frame" if leaves else ""
         )
-    axes.plot(*start, "ko", label="start")
+        look = _look(index, spaced_markers=False)
+        every = max(1, len(path) // PATH_MARKERS)
+        look.update(
+            linewidth=0.6 * look["linewidth"],
+            markevery=((index * every) // len(SERIES_LOOKS), every),  # each path's marks elsewhere
+            alpha=0.85,
+            zorder=2 + sorted(length.values(), reverse=True).index(length[optimizer]) * 0.1,
+        )
+        axes.plot(path[:, 0], path[:, 1], label=label, **look)
+    axes.plot(*start, "ko", label="start", zorder=4)
     for minimum in marked:
-        axes.plot(*minimum, "k*", markersize=12, label="minimum")
-    axes.set_xlim(grid[0].min(), grid[0].max())
-    axes.set_ylim(grid[1].min(), grid[1].max())
+        axes.plot(*minimum, "k*", markersize=12, label="minimum", zorder=4)
+    axes.set_xlim(low[0], high[0])
+    axes.set_ylim(low[1], high[1])
     labels = ("bias", "slope") if name == "linear_regression" else ("x0", "x1")
-    return _finish(
-        figure, *labels, f"{name}: each optimizer's path at its best rate", scales=("linear", "linear")
-    )
+    title = f"{name}: each optimizer's path at its best rate"
+    if clipped:
+        title += f"\n(framed on the paths never above the start's loss; {', '.join(clipped)} clipped)"
+    return _finish(figure, *labels, title, scales=("linear", "linear"), legend=LEGEND_OUTSIDE)
+
+
+# A paths plot's frame: this fraction of its points' extent around them.
+PATH_FRAME_PAD = 0.15
+# Markers along each drawn path (a path's points are its logged steps, evenly spaced in steps).
+PATH_MARKERS = 8
+
+
+def _path_frame(loss_at, start, marked, paths) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) corners of a paths plot, padded: the start, the known minimum (``marked``) and the
+    well-behaved paths, those whose loss never rises above the start's (``loss_at(points)``: the loss
+    at each of (n, 2) points). Where no path is, the points of every path no higher than the start.
+
+    The excursions of the others (a swing uphill, noise) are what a frame need not hold.
+    """
+    start_loss = loss_at(start[None])[0]
+    ceiling = start_loss + 1e-6 * abs(
+        start_loss
+    )  # above the start's beyond rounding (sums batched otherwise)
+    losses = [loss_at(path) for path in paths]
+    below = [np.isfinite(loss) & (loss <= ceiling) for loss in losses]
+    calm = [path for path, ok in zip(paths, below, strict=True) if ok.all()]
+    kept = calm or [path[ok] for path, ok in zip(paths, below, strict=True)]
+    kept = np.vstack([start, *marked, *kept])
+    low, high = kept.min(axis=0), kept.max(axis=0)
+    pad = PATH_FRAME_PAD * np.maximum(high - low, 1e-3)
+    return low - pad, high + pad
 
 
 def _conditioning_section(conditioning: pd.DataFrame | None) -> list[str]:

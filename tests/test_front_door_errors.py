@@ -5,16 +5,19 @@ import dataclasses
 import functools
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pandas as pd
 import pytest
 
 import gdjax
 from bench import baselines, report
 from bench import tables as bench_tables
 from bench.cli import main
+from bench.lessons import Lessons
 from bench.runner import SuiteTables
 from bench.suites import resolve_problem
 from gdjax.optimizers import factory_name, resolve_optimizer
@@ -204,3 +207,116 @@ def test_with_the_regression_and_no_scikit_learn_it_says_not_installed(monkeypat
     tables, metadata = _committed_tables(["linear_regression"])
     monkeypatch.setitem(__import__("sys").modules, "sklearn", None)  # import sklearn now raises ImportError
     assert "Skipped: scikit-learn is not installed" in report.summary_markdown(tables, metadata, [])
+
+
+# 4. Plots: every series visible, axes set by what is meant to be seen
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the plotting functions finish, drawn (as saving would) and kept open for inspection."""
+    kept = []
+
+    def keep(figure):
+        figure.canvas.draw()
+        kept.append(figure)
+        return b""
+
+    monkeypatch.setattr(report, "_png", keep)
+    yield kept
+    import matplotlib.pyplot as plt
+
+    for figure in kept:
+        plt.close(figure)
+
+
+def _curves(losses: dict[str, np.ndarray]) -> pd.DataFrame:
+    if not losses:
+        return pd.DataFrame(columns=["problem", "optimizer", "learning_rate", "step", "loss_mean"])
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {"problem": "p", "optimizer": name, "learning_rate": 0.1, "step": np.arange(1, len(loss) + 1),
+                 "loss_mean": loss, "loss_min": loss, "loss_max": loss}
+            )
+            for name, loss in losses.items()
+        ]
+    )  # fmt: skip
+
+
+def _convergence(rows) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"problem": "p", "optimizer": opt, "learning_rate": lr, "seed": 0, "final_loss": loss,
+             "diverged_at": diverged}
+            for opt, lr, loss, diverged in rows
+        ]
+    )  # fmt: skip
+
+
+def test_identical_curves_are_both_drawn_visibly_and_said_to_coincide(figures):
+    same = np.geomspace(10, 1e-3, 30)
+    rows = [("gd", lr, 1.0, -1) for lr in (0.1, 0.2)] + [("sgd", lr, 1.0, -1) for lr in (0.1, 0.2)]
+    tables = SuiteTables(None, _convergence(rows), _curves({"gd": same, "sgd": same.copy()}), None, 1, 1)
+    report.plots(tables)
+    for axes in (figures[0].axes[0], figures[1].axes[0]):  # the curves, then the sensitivity
+        gd, sgd = axes.get_lines()[:2]
+        assert gd.get_linestyle() != sgd.get_linestyle()
+        assert gd.get_marker() != sgd.get_marker()
+        assert gd.get_linewidth() > sgd.get_linewidth()  # the wider one underneath
+        assert sgd.get_zorder() > gd.get_zorder()
+        labels = [text.get_text() for text in axes.get_legend().get_texts()]
+        assert any("gd" in label and "same curve as sgd" in label for label in labels)
+        assert any(label.startswith("sgd") and "same curve as gd" in label for label in labels)
+
+
+def test_a_curve_with_no_finite_loss_is_drawn_without_failing(figures):
+    """Every rate of a cell diverged: its best point's curve is all NaN, and has no point to mark."""
+    rows = [("gd", 0.1, np.nan, 2), ("adam", 0.1, 1.0, -1)]
+    curves = _curves({"adam": np.geomspace(10, 1, 5), "gd": np.full(5, np.nan)})
+    report.plots(SuiteTables(None, _convergence(rows), curves, None, 1, 1))
+    assert len(figures) == 2
+
+
+@pytest.mark.parametrize("diverged_loss", [1e15, np.inf, np.nan])
+def test_diverged_runs_are_marked_at_the_top_edge_not_at_an_enormous_loss(figures, diverged_loss):
+    rows = [("gd", lr, loss, -1) for lr, loss in ((1e-3, 5.0), (1e-2, 1.0), (1e-1, 0.5))]
+    rows += [("gd", 1.0, diverged_loss, 7), ("adam", 1e-2, 0.1, -1), ("adam", 10.0, diverged_loss, 3)]
+    report.plots(SuiteTables(None, _convergence(rows), _curves({}), None, 1, 1))
+    (figure,) = figures
+    axes = figure.axes[0]
+    assert axes.get_ylim()[1] < 50  # the losses drawn reach 5: the axis is theirs, not 1e15's
+    (adam_marks, gd_marks) = axes.collections
+    for marks, rate in ((adam_marks, 10.0), (gd_marks, 1.0)):
+        (offset,) = marks.get_offsets()
+        assert offset[0] == rate
+        assert offset[1] >= 1.0  # at the top edge or a row above it, in axes fractions
+        assert marks.get_offset_transform() == axes.get_xaxis_transform()
+    assert any(text.get_text() == "diverged" for text in axes.texts)
+
+
+def test_paths_are_framed_on_the_valley_with_an_excursion_clipped_and_the_legend_outside(figures):
+    problem = gdjax.quadratic(10.0)  # start (1, 1), minimum 0 at the origin
+    calm = np.linspace([1.0, 1.0], [0.0, 0.0], 50)
+    swinging = calm.copy()
+    swinging[3] = [1.0, 40.0]  # one swing far uphill
+    lessons = Lessons(
+        paths={
+            ("quadratic", "adam"): SimpleNamespace(params_curve=swinging[None, None], learning_rates=[0.5]),
+            ("quadratic", "gd"): SimpleNamespace(params_curve=calm[None, None], learning_rates=[0.1]),
+        },
+        cost=None,
+        problems={"quadratic": problem},
+        optima={"quadratic": np.zeros(2)},
+    )
+    report.lesson_plots(lessons)
+    (figure,) = figures
+    axes = figure.axes[0]
+    assert axes.get_ylim()[1] < 2  # framed on start, minimum and the calm points, not on the swing to 40
+    labels = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert any(label.startswith("adam") and "clipped" in label for label in labels)
+    assert not any(label.startswith("gd") and "clipped" in label for label in labels)
+    assert "adam clipped" in axes.get_title()
+    figure.canvas.draw()
+    legend_box = axes.get_legend().get_window_extent()
+    assert legend_box.x0 >= axes.get_window_extent().x1  # right of the axes: it covers no contour
