@@ -55,12 +55,15 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse that takes no abbreviations (``--lr`` is not ``--lrs``) and reports every bad value at once.
 
-    A value its type refuses is noted and parsing goes on; argparse's own
-    complaints (unknown or missing arguments) end it, with the notes so far.
+    A value its type refuses is noted (its argument then parses as None)
+    and parsing goes on; ``checks(args)`` then adds what cannot be done
+    together. argparse's own complaints (unknown or missing arguments) end
+    parsing, with the notes so far.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, checks=None, **kwargs):
         super().__init__(allow_abbrev=False, **kwargs)
+        self.checks = checks
 
     def parse_args(self, args=None, namespace=None):
         self.refused: list[str] = []
@@ -68,6 +71,8 @@ class _Parser(argparse.ArgumentParser):
             if callable(action.type) and not getattr(action.type, "noting", False):
                 action.type = self._noting(action, action.type)
         parsed = super().parse_args(args, namespace)
+        if self.checks is not None:
+            self.refused += self.checks(parsed)
         if self.refused:
             raise UsageError("; ".join(self.refused))
         return parsed
@@ -77,14 +82,29 @@ class _Parser(argparse.ArgumentParser):
             try:
                 return convert(text)
             except argparse.ArgumentTypeError as refusal:
-                self.refused.append(f"argument {'/'.join(action.option_strings) or action.dest}: {refusal}")
-                return None
+                reason = str(refusal)
+            except (TypeError, ValueError):
+                reason = f"{text!r} is not allowed"
+            self.refused.append(f"argument {'/'.join(action.option_strings) or action.dest}: {reason}")
+            return None
 
         noting.noting = True
+        noting.__name__ = getattr(convert, "__name__", "value")
         return noting
 
     def error(self, message):
         raise UsageError("; ".join([*getattr(self, "refused", []), message]))
+
+
+def _one_of(allowed):
+    """A type taking one of ``allowed``: a bad choice is noted like any bad value, parsing goes on."""
+
+    def one_of(text: str) -> str:
+        if text not in allowed:
+            raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(allowed)})")
+        return text
+
+    return one_of
 
 
 def _problem_names(text: str) -> list[str]:
@@ -200,6 +220,16 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _natural(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -214,6 +244,7 @@ def _run_parser() -> argparse.ArgumentParser:
     import gdjax
 
     parser = _Parser(
+        checks=_inconsistencies,
         prog="python -m bench",
         description="Run the gdjax benchmark suite; write results/<device-tag>[-profile]/. Progress goes to "
         "stderr, a closing summary to stdout.",
@@ -252,7 +283,8 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--schedule",
-        choices=list(SCHEDULES),
+        type=_one_of(list(SCHEDULES)),
+        metavar="{" + ",".join(SCHEDULES) + "}",
         default="constant",
         help="the learning rate's schedule, its peak the grid's rate (gdjax.schedules; default constant)",
     )
@@ -265,7 +297,9 @@ def _run_parser() -> argparse.ArgumentParser:
         help=f"steps between logged points (default {LOG_EVERY}, fewer steps for fast problems; full-batch "
         "steps to target are exact whatever it is)",
     )
-    parser.add_argument("--dtype", choices=gdjax.DTYPES, default="float32")
+    parser.add_argument(
+        "--dtype", type=_one_of(gdjax.DTYPES), metavar="{" + ",".join(gdjax.DTYPES) + "}", default="float32"
+    )
     parser.add_argument("--device", default=None, help="JAX platform: cpu, gpu, ... (default: JAX's)")
     parser.add_argument(
         "--repeats", type=_positive_int, default=None, help="timed repeats (default 3, quick 1)"
@@ -298,7 +332,7 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     several.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
     several.add_argument("--num-processes", type=_positive_int, metavar="N")
-    several.add_argument("--process-id", type=int, metavar="I", help="0 .. N-1")
+    several.add_argument("--process-id", type=_natural, metavar="I", help="0 .. N-1")
     return parser
 
 
@@ -486,10 +520,11 @@ def _inconsistencies(args) -> list[str]:
             _coordinator_address(args.coordinator)
         except UsageError as error:
             refused.append(str(error))
-    axes = [name for name, _ in args.grid or []]
+    grid = [axis for axis in args.grid or [] if axis is not None]  # None: an axis refused already
+    axes = [name for name, _ in grid]
     if len(set(axes)) < len(axes):
         refused.append("--grid: each hyperparameter once")
-    rates = dict(args.grid or []).get("learning_rate")
+    rates = dict(grid).get("learning_rate")
     if rates is not None and args.lrs is not None:
         refused.append("give the learning rates once: --lrs or --grid learning_rate=...")
     elif rates is not None and not np.all(np.isfinite(rates) & (rates > 0)):
@@ -501,9 +536,6 @@ def _inconsistencies(args) -> list[str]:
 
 def run(argv: list[str]) -> int:
     args = _run_parser().parse_args(argv)
-    refused = _inconsistencies(args)
-    if refused:
-        raise UsageError("; ".join(refused))
     writes = not args.process_id  # None (one process) or 0
     if writes:  # before joining, so that a bad --out stops every process at once
         _check_writable(args.out, args.out)
@@ -521,10 +553,16 @@ def run(argv: list[str]) -> int:
     )
     profile = "custom" if custom else "quick" if args.quick else "full" if args.full else "default"
     tag = device_tag(device)
-    folder = args.out / (tag if profile == "default" else f"{tag}-{profile}")
+    # one folder per device, profile and dtype: a float64 run never replaces the float32 one
+    folder = args.out / "-".join(
+        [
+            tag,
+            *([profile] if profile != "default" else []),
+            *([args.dtype] if args.dtype != "float32" else []),
+        ]
+    )
     if writes:
         _check_writable(args.out, folder)
-        recover_folder(folder)
     try:
         cells = build_suite(
             list(problems),
@@ -540,6 +578,8 @@ def run(argv: list[str]) -> int:
         _plan(cells, problems, args.dtype, device)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    if writes:
+        recover_folder(folder)
     repeats = args.repeats or (1 if args.quick else 3)
     cache_folder = None if args.no_compile_cache else gdjax.use_compile_cache()
     progress = Progress()

@@ -7,7 +7,7 @@ and stayed there in the fewest steps (exact: a full-batch run watches its
 loss every step). The runs start at START, not on the diagonal: from (1, 1)
 Adam's first step (about ``-lr sign(g)``) at a grid rate of exactly 1 lands
 on the minimum, a one-step "solution" of no meaning. Plain GD needs about k
-times more steps; momentum and Adam much less (see README).
+times more steps; momentum and Adam much less (docs/results.md).
 """
 
 from __future__ import annotations

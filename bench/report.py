@@ -126,7 +126,7 @@ def _heading_line(metadata: dict) -> str:
         f"{metadata['seeds']}; jax {metadata['versions']['jax']}, optax {metadata['versions']['optax']}, "
         f"gdjax {metadata['versions']['gdjax']}. Floor: {metadata['floor_gflop_per_s']:.3g} GFLOP/s and "
         f"{metadata['floor_gexp_per_s']:.3g} G exp/s (jitted multiply-add and exp kernels, this run). "
-        "Columns: see README."
+        "Columns: see docs/results-format.md."
     )
 
 

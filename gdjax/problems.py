@@ -1,6 +1,6 @@
 """The problems a sweep runs on: data, a starting point and a loss.
 
-Loss conventions follow the textbook exactly (see README):
+Loss conventions follow the textbook exactly (docs/library.md):
 
 * linear regression: cost ``J = sum((X @ theta - y)**2) / (2 m)``, ``m`` the
   number of examples in the batch;

@@ -35,9 +35,11 @@ with a warning.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import math
+import os
 import warnings
 from pathlib import Path
 
@@ -490,27 +492,33 @@ def fast_path_agrees() -> bool:
     except Exception as error:  # the fast path is an optimisation: never let it stop a sweep
         return _fast_path_off(f"failed its self-test ({type(error).__name__}: {error})")
     if remembered is not None:
-        remembered.write_text(f"gdjax.runs_last agrees with jax.vmap on jax {jax.__version__}\n")
+        with contextlib.suppress(OSError):  # a read-only or remote cache folder: test again next time
+            remembered.write_text(f"gdjax.runs_last agrees with jax.vmap on jax {jax.__version__}\n")
     return True
 
 
 def _agreement_file() -> Path | None:
-    """Where a passed self-test is remembered: in the persistent compilation cache's folder, if it is on."""
-    folder = jax.config.jax_compilation_cache_dir
-    if not folder:
+    """Where a passed self-test is remembered: beside the compiled programs, once
+    ``gdjax.use_compile_cache`` was called (the library writes no file otherwise)."""
+    from gdjax.compile_cache import folder_in_use
+
+    folder = folder_in_use()
+    if folder is None:
         return None
-    device = jax.devices()[0]
-    key = hashlib.sha256(
-        "\n".join(
-            [
-                Path(__file__).read_text(),
-                jax.__version__,
-                jaxlib.__version__,
-                device.platform,
-                device.device_kind,
-            ]
-        ).encode()
-    ).hexdigest()[:24]
+    device = jax.config.jax_default_device or jax.devices()[0]  # where the test runs
+    if isinstance(device, str):  # a platform name
+        device = jax.devices(device)[0]
+    settings = [
+        Path(__file__).read_text(),
+        jax.__version__,
+        jaxlib.__version__,
+        device.platform,
+        device.device_kind,
+        str(jax.config.jax_default_matmul_precision),
+        str(jax.config.jax_enable_x64),
+        os.environ.get("XLA_FLAGS", ""),
+    ]
+    key = hashlib.sha256("\n".join(settings).encode()).hexdigest()[:24]
     return Path(folder) / f"gdjax-runs-last-agrees-{key}.txt"  # not a "-cache" file: JAX's eviction skips it
 
 

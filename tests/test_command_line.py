@@ -42,6 +42,12 @@ def nothing_runs(monkeypatch):
                 "--coordinator, --num-processes and --process-id go together",
             ],
         ),
+        (  # a bad choice, a bad value and an inconsistency: all three
+            ["--dtype", "float16", "--steps", "0", "--quick", "--full", "--process-id", "x"],
+            ["argument --dtype: invalid choice: 'float16' (choose from float32, float64)",
+             "argument --steps: '0' is not an integer >= 1", "give --quick or --full, not both",
+             "argument --process-id: 'x' is not an integer >= 0"],
+        ),
         (
             ["--problems", "xor", "--optimizers", "gd", "--lrs", "0.1", "--steps", "100000000000"],
             ["steps must be an integer >= 1 and <= 2147483647"],

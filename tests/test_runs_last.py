@@ -142,19 +142,18 @@ def test_the_xor_gradient_has_a_rule_for_every_step_and_no_batched_product(monke
     assert all(not eqn.params["dimension_numbers"][1][0] for eqn in products)
 
 
-def test_a_passed_self_test_is_remembered_only_where_the_compilation_cache_is_on(tmp_path, monkeypatch):
+def test_a_passed_self_test_is_remembered_only_where_the_compilation_cache_is_used(tmp_path, monkeypatch):
+    from gdjax import compile_cache
     from gdjax import runs_last as module
 
     check = fast_path_agrees.__wrapped__  # without the once-a-process memo
-    before = jax.config.jax_compilation_cache_dir
-    try:
-        jax.config.update("jax_compilation_cache_dir", None)
-        assert module._agreement_file() is None
-        jax.config.update("jax_compilation_cache_dir", str(tmp_path))
-        assert check()
-        (remembered,) = tmp_path.glob("gdjax-runs-last-agrees-*.txt")
-        assert not remembered.name.endswith("-cache")  # JAX's cache eviction leaves it alone
-        monkeypatch.setattr(module, "_self_test_corpus", lambda: pytest.fail("tested again"))
-        assert check()  # a later process with the same JAX, device and rules skips the test
-    finally:
-        jax.config.update("jax_compilation_cache_dir", before)
+    monkeypatch.setattr(compile_cache, "_in_use", [])
+    assert module._agreement_file() is None  # the library writes no file unless asked to
+    monkeypatch.setattr(compile_cache, "_in_use", [tmp_path])
+    assert check()
+    (remembered,) = tmp_path.glob("gdjax-runs-last-agrees-*.txt")
+    assert not remembered.name.endswith("-cache")  # JAX's cache eviction leaves it alone
+    monkeypatch.setattr(module, "_self_test_corpus", lambda: pytest.fail("tested again"))
+    assert check()  # a later process with the same JAX, device, settings and rules skips the test
+    with jax.default_matmul_precision("highest"):
+        assert module._agreement_file() != remembered  # other settings: tested again
