@@ -10,8 +10,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["tests", "lint", "results"]
+nox.options.sessions = ["tests", "slow", "lint", "results"]
 nox.options.reuse_existing_virtualenvs = True
 
 PINNED = ".ci/constraints-pinned.txt"  # Python 3.11's newest JAX (0.10.2) and what it ran with
@@ -54,13 +53,22 @@ def _quick_run(session: nox.Session, *, compare: bool) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Correctness tests and doctests in the pinned environment; benchmarks run once, untimed.
+    """The developer's loop: correctness tests and doctests, the long reference runs aside (`nox -s slow`).
 
-    One pytest worker per core (pytest-xdist): most of the time goes to
-    compiling, which XLA does on one core.
+    In the pinned environment; benchmarks run once, untimed. One pytest
+    worker per core (pytest-xdist): most of the time goes to compiling,
+    which XLA does on one core. Arguments replace the marker selection:
+    `nox -s tests -- tests/test_engine.py` runs that file whole.
     """
     _install(session, "test,bench")
-    session.run("pytest", "--numprocesses=auto", *session.posargs)
+    session.run("pytest", "--numprocesses=auto", *(session.posargs or ["-m", "not slow"]))
+
+
+@nox.session
+def slow(session: nox.Session) -> None:
+    """The long reference runs (marked `slow`) that `nox -s tests` leaves out; CI runs both."""
+    _install(session, "test,bench")
+    session.run("pytest", "--numprocesses=auto", "-m", "slow", *session.posargs)
 
 
 @nox.session(default=False)
@@ -89,6 +97,13 @@ def devices(session: nox.Session) -> None:
     """Compare this machine's devices and the scaling series; merges into results/devices.csv, scaling.csv."""
     _install(session, "bench")
     session.run("python", "-m", "bench", "devices", *session.posargs)
+    # the default suite's results of every other device in results/ (e.g. results/gpu-nvidia-h200/),
+    # side by side with this CPU's: results/compare-cpu-<tag>/compare.md
+    for other in sorted(Path("results").glob("*/metadata.json")):
+        tag = other.parent.name
+        if tag != "cpu" and not tag.startswith("cpu-") and Path("results/cpu").is_dir():
+            out = f"results/compare-cpu-{tag}"
+            session.run("python", "-m", "bench", "compare", "results/cpu", str(other.parent), "--out", out)
 
 
 @nox.session

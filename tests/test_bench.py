@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,13 @@ SMALL_RUN = [
 ]
 
 
+@pytest.fixture
+def quick_results():
+    """The committed quick run (well formed, `nox -s results` checks it): for tests that copy and damage
+    a results folder without running the harness."""
+    return Path(__file__).parents[1] / "results" / "cpu-quick"
+
+
 @pytest.fixture(scope="module")
 def small_results(tmp_path_factory):
     """One small run of the harness, shared by the tests that read its output."""
@@ -44,6 +52,7 @@ def small_results(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow  # 59 s measured on 2 busy cores
 def test_small_run_writes_every_table_plot_and_metadata(small_results):
     names = {path.name for path in small_results.iterdir()}
     assert set(tables.RUN_TABLES) <= names
@@ -69,6 +78,7 @@ def test_small_run_writes_every_table_plot_and_metadata(small_results):
     assert "## Best learning rate per optimizer" in (small_results / "summary.md").read_text()
 
 
+@pytest.mark.slow  # runs the shared small harness run (small_results)
 def test_small_run_draws_the_lessons_and_compares_with_sklearn(small_results):
     names = {path.name for path in small_results.iterdir()}
     pictures = {"fit-linear_regression.png", "paths-linear_regression.png", "cost-linear_regression.png"}
@@ -81,6 +91,7 @@ def test_small_run_draws_the_lessons_and_compares_with_sklearn(small_results):
     assert "## scikit-learn beside gdjax" in summary
 
 
+@pytest.mark.slow  # runs the shared small harness run (small_results)
 def test_report_puts_each_problems_plots_beside_its_tables(small_results):
     report = (small_results / "report.md").read_text()
     sections = report.split("\n## ")[1:]
@@ -98,6 +109,7 @@ def test_report_puts_each_problems_plots_beside_its_tables(small_results):
         assert len(table_rows) == 2 + 2 + 2 * 2 + 1
 
 
+@pytest.mark.slow  # 44 s measured on 2 busy cores
 def test_convergence_is_identical_across_runs_and_check_agrees(small_results, tmp_path, capsys):
     assert main([*SMALL_RUN, "--out", str(tmp_path)]) == 0
     (again,) = tmp_path.iterdir()
@@ -106,15 +118,15 @@ def test_convergence_is_identical_across_runs_and_check_agrees(small_results, tm
     assert "agrees" in capsys.readouterr().out
 
 
-def test_check_reports_a_difference_beyond_tolerance(small_results, tmp_path, capsys):
+def test_check_reports_a_difference_beyond_tolerance(quick_results, tmp_path, capsys):
     changed = tmp_path / "changed"
     changed.mkdir()
-    for path in small_results.iterdir():
+    for path in quick_results.iterdir():
         (changed / path.name).write_bytes(path.read_bytes())
     frame = pd.read_csv(changed / "convergence.csv", keep_default_na=False)  # hyperparameters "" stays ""
     frame.loc[0, "best_loss"] *= 1.1
     frame.to_csv(changed / "convergence.csv", index=False, na_rep="nan")
-    assert main(["check", str(changed), "--against", str(small_results)]) == 1
+    assert main(["check", str(changed), "--against", str(quick_results)]) == 1
     assert "best_loss differs" in capsys.readouterr().out
 
 
@@ -134,21 +146,21 @@ def test_check_reports_a_difference_beyond_tolerance(small_results, tmp_path, ca
         (lambda text: "", "not a readable CSV"),
     ],
 )
-def test_check_names_the_damage_and_exits_2(small_results, tmp_path, capsys, damage, message):
+def test_check_names_the_damage_and_exits_2(quick_results, tmp_path, capsys, damage, message):
     damaged = tmp_path / "damaged"
     damaged.mkdir()
-    for path in small_results.iterdir():
+    for path in quick_results.iterdir():
         (damaged / path.name).write_bytes(path.read_bytes())
     path = damaged / "convergence.csv"
     path.write_text(damage(path.read_text()))
-    assert main(["check", str(damaged), "--against", str(small_results)]) == 2
+    assert main(["check", str(damaged), "--against", str(quick_results)]) == 2
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
 
 
-def test_non_numeric_cell_is_reported_with_row_and_column(small_results, tmp_path):
-    rows = list(csv.reader((small_results / "timing.csv").read_text().splitlines()))
+def test_non_numeric_cell_is_reported_with_row_and_column(quick_results, tmp_path):
+    rows = list(csv.reader((quick_results / "timing.csv").read_text().splitlines()))
     rows[2][rows[0].index("ns_per_lr_step")] = "fast"  # data row 2, line 3 of the file
     with (tmp_path / "timing.csv").open("w", newline="") as file:
         csv.writer(file, lineterminator="\n").writerows(rows)
@@ -224,6 +236,7 @@ def test_read_only_output_folder_is_refused_before_running(tmp_path, capsys, mon
     assert "is not writable (Read-only file system)" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 69 s measured on 2 busy cores
 def test_full_disk_during_write_keeps_old_results_and_says_so(small_results, tmp_path, capsys, monkeypatch):
     folder = tmp_path / small_results.name
     tables.write_folder(folder, {"convergence.csv": b"previous results"})
@@ -244,18 +257,19 @@ def test_full_disk_during_write_keeps_old_results_and_says_so(small_results, tmp
     assert (folder / "convergence.csv").read_bytes() == b"previous results"
 
 
-def test_check_refuses_other_schema_versions(small_results, tmp_path, capsys):
+def test_check_refuses_other_schema_versions(quick_results, tmp_path, capsys):
     other = tmp_path / "other"
     other.mkdir()
-    for path in small_results.iterdir():
+    for path in quick_results.iterdir():
         (other / path.name).write_bytes(path.read_bytes())
     meta = json.loads((other / "metadata.json").read_text())
     meta["schema_version"] = tables.SCHEMA_VERSION + 1
     (other / "metadata.json").write_text(json.dumps(meta))
-    assert main(["check", str(other), "--against", str(small_results)]) == 2
+    assert main(["check", str(other), "--against", str(quick_results)]) == 2
     assert f"cannot compare schema version {tables.SCHEMA_VERSION + 1}" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 8 s measured on 2 busy cores
 def test_command_line_error_has_no_traceback(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--problems", "nope", "--out", str(tmp_path)],
@@ -295,6 +309,7 @@ def test_recover_folder_puts_back_results_left_aside(tmp_path):
     assert (tmp_path / "cpu" / "timing.csv").read_text() == "x"
 
 
+@pytest.mark.slow  # 87 s measured on 2 busy cores
 @pytest.mark.parametrize(
     ("signal_number", "delay_s"),
     [(signal.SIGINT, 2.5), (signal.SIGINT, 4.0), (signal.SIGKILL, 3.0), (signal.SIGKILL, 6.0)],
@@ -356,6 +371,7 @@ def test_asking_for_a_device_that_is_not_there_names_the_ones_that_are(tmp_path,
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # 36 s measured on 2 busy cores
 def test_sgd_speed_is_measured_against_the_work_of_its_minibatch_step():
     from bench import baselines
     from bench.runner import run_suite
@@ -370,6 +386,7 @@ def test_sgd_speed_is_measured_against_the_work_of_its_minibatch_step():
     assert timing.loc["python loop of jitted step", "flop_per_lr_step"] == one.flop
 
 
+@pytest.mark.slow  # 44 s measured on 2 busy cores
 def test_a_grid_run_writes_each_points_hyperparameters_and_reruns_the_best_point(tmp_path):
     argv = ["--problems", "xor", "--optimizers", "momentum", "--grid", "learning_rate=0.3,3", "--grid",
             "momentum=lin:0:0.9:3", "--steps", "400", "--seeds", "0,1", "--repeats", "1"]  # fmt: skip

@@ -96,6 +96,7 @@ def test_results_get_the_usual_modes_not_tempfiles_private_ones(tmp_path):
     assert stat.S_IMODE((tmp_path / "machine" / "b.csv").stat().st_mode) == 0o666 & ~umask
 
 
+@pytest.mark.slow  # 65 s measured on 2 busy cores
 def test_a_piped_run_talks_in_plain_lines_and_ends_with_a_summary(tmp_path):
     """stderr not a terminal: one progress line per piece of work, nothing else (no warnings);
     stdout: the closing summary. Started in another folder, with the harness found on PYTHONPATH

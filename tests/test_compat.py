@@ -27,6 +27,7 @@ PROBLEMS = {
 OPTIMIZERS = ["gd", "sgd", "momentum", "adam", "optax:adamw"]
 
 
+@pytest.mark.slow  # 23 s measured on 2 busy cores
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("problem", PROBLEMS)
 def test_sweep_equals_vmap_of_one_run(problem, optimizer):
@@ -43,6 +44,7 @@ def test_sweep_equals_vmap_of_one_run(problem, optimizer):
     assert np.all(got.diverged_at == -1)
 
 
+@pytest.mark.slow  # 16 s measured on 2 busy cores
 @pytest.mark.parametrize("x64", [False, True], ids=["x32", "x64"])
 def test_the_fast_path_passes_its_self_test_on_this_jax(x64):
     fast_path_agrees.cache_clear()  # the first sweep of a process may run it in either mode
@@ -62,6 +64,7 @@ def test_the_scan_layout_of_this_jax_is_known():
     assert runs_last_module.scan_layout(dict(eqn.params), len(eqn.invars)) == (0, 1)
 
 
+@pytest.mark.slow  # 53 s measured on 2 busy cores
 def test_the_engine_needs_no_fallback_on_this_jax(monkeypatch):
     monkeypatch.setattr(runs_last_module, "_WARNED", set())
     with warnings.catch_warnings():
@@ -70,6 +73,7 @@ def test_the_engine_needs_no_fallback_on_this_jax(monkeypatch):
             gdjax.sweep(gdjax.xor(hidden=3), optimizer, [0.1], steps=20)
 
 
+@pytest.mark.slow  # 12 s measured on 2 busy cores
 def test_a_wrong_rule_turns_the_fast_path_off_with_a_warning(monkeypatch):
     right = runs_last_module._sum
     monkeypatch.setattr(runs_last_module, "_sum", lambda x, axes: right(x, axes) * 1.001)

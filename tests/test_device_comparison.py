@@ -46,6 +46,7 @@ def device_results(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # 140 s measured on 2 busy cores
 def test_compares_one_device_with_all_and_keeps_other_machines(device_results):
     devices = tables.read_table(device_results / "devices.csv")
     mine = devices[devices["machine"] != OTHER_MACHINE]
@@ -58,6 +59,7 @@ def test_compares_one_device_with_all_and_keeps_other_machines(device_results):
     assert (devices["machine"] == OTHER_MACHINE).sum() == 1
 
 
+@pytest.mark.slow  # shares the module's devices run (80 s measured on 2 cores)
 def test_scaling_series_cover_grid_and_data_size(device_results):
     scaling = tables.read_table(device_results / "scaling.csv")
     mine = scaling[scaling["machine"] != OTHER_MACHINE]
@@ -71,6 +73,7 @@ def test_scaling_series_cover_grid_and_data_size(device_results):
     assert (scaling["machine"] == OTHER_MACHINE).sum() == 1
 
 
+@pytest.mark.slow  # shares the module's devices run (80 s measured on 2 cores)
 def test_writes_report_and_plots(device_results):
     report = (device_results / "devices.md").read_text()
     assert f"| {OTHER_MACHINE} | gpu-nvidia-h200 x1 |" in report
@@ -79,6 +82,7 @@ def test_writes_report_and_plots(device_results):
         assert f"![{image}]({image})" in report
 
 
+@pytest.mark.slow  # 135 s measured on 2 busy cores
 def test_rerun_replaces_this_machines_rows_only(device_results, tmp_path):
     for name in [*tables.MACHINE_TABLES, "devices.md"]:
         (tmp_path / name).write_bytes((device_results / name).read_bytes())

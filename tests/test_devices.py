@@ -43,6 +43,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # 91 s measured on 2 busy cores
 @pytest.mark.parametrize("n_devices", [4, 3])
 def test_split_over_devices_equals_one_device(tmp_path, n_devices):
     path = tmp_path / "out.npz"
@@ -78,6 +79,7 @@ def _devices_seen(env_changes: dict, script: str = "import gdjax, jax; print(len
     return done.stdout.strip() + done.stderr
 
 
+@pytest.mark.slow  # 9 s measured on 2 busy cores
 def test_gdjax_asks_for_one_cpu_device_per_core_unless_told():
     cores = len(os.sched_getaffinity(0))
     assert _devices_seen({}) == str(cores)
@@ -87,6 +89,7 @@ def test_gdjax_asks_for_one_cpu_device_per_core_unless_told():
     assert "not a number of CPU devices" in _devices_seen({"GDJAX_CPU_DEVICES": "all"})
 
 
+@pytest.mark.slow  # 11 s measured on 2 busy cores
 def test_a_sweep_says_once_how_to_use_the_cores_when_jax_started_first():
     script = textwrap.dedent(
         """

@@ -49,6 +49,7 @@ def test_the_pages_have_examples():
     assert RUN, "no python block found: has the fence pattern stopped matching?"
 
 
+@pytest.mark.slow  # 33 s measured on 2 busy cores
 @pytest.mark.parametrize("page", RUN, ids=name)
 def test_page_examples_run(page, tmp_path, monkeypatch):
     """The page's blocks run in order in one namespace; a traceback names the page and its line."""

@@ -74,6 +74,7 @@ def _count_compiles(fn):
     return len(COMPILES) - before
 
 
+@pytest.mark.slow  # 9 s measured on 2 busy cores
 @pytest.mark.parametrize("name", sorted(gdjax.OPTIMIZERS))
 def test_new_learning_rates_and_seeds_do_not_recompile(name):
     prob = gdjax.xor()
@@ -170,6 +171,7 @@ def test_ahead_of_time_compile_then_execute_equals_sweep():
     assert "scan" in program.lower().as_text() or "while" in program.lower().as_text()
 
 
+@pytest.mark.slow  # 13 s measured on 2 busy cores
 def test_the_harness_times_the_chunks_sweep_runs():
     from bench.timing import time_sweep
 

@@ -62,6 +62,7 @@ def test_points_run_as_given_and_equal_the_grid_points():
     np.testing.assert_array_equal(res.final_loss[0], grid.final_loss[0, [5, 0]])
 
 
+@pytest.mark.slow  # 6 s measured on 2 busy cores
 def test_a_rerun_must_sweep_the_grids_own_axes():
     grid = gdjax.prepare_sweep(
         gdjax.quadratic(10.0), "momentum", grid={"learning_rate": [0.01, 0.1], "momentum": MOMENTA}, steps=50
@@ -88,6 +89,7 @@ def test_a_new_grid_of_the_same_shape_does_not_recompile():
     )
 
 
+@pytest.mark.slow  # 11 s measured on 2 busy cores
 def test_a_grid_over_an_optax_optimizers_own_argument():
     problem = gdjax.xor()
     decays = [0.0, 1e-2, 1e-1]
@@ -105,6 +107,7 @@ def test_a_grid_over_an_optax_optimizers_own_argument():
         np.testing.assert_allclose(res.final_loss[0, column], alone.final_loss[0, 0], rtol=1e-12)
 
 
+@pytest.mark.slow  # 6 s measured on 2 busy cores
 def test_a_users_factory_takes_its_keyword_arguments_from_the_grid():
     def heavy_ball(lr, beta=0.0):
         return optax.sgd(lr, momentum=beta)
@@ -163,6 +166,7 @@ def test_an_argument_that_cannot_be_data_is_refused_by_a_trial_trace():
 STEPS = 40
 
 
+@pytest.mark.slow  # 13 s measured on 2 busy cores
 @pytest.mark.parametrize(
     ("schedule", "parameters", "optax_schedule"),
     [

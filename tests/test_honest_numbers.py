@@ -37,6 +37,7 @@ def _first_and_stay(losses, target):
     return first, int(above[-1]) + 1 if len(above) else 0
 
 
+@pytest.mark.slow  # 11 s measured on 2 busy cores
 def test_exact_steps_to_target_equal_a_numpy_loop_on_the_textbook_regression():
     problem = gdjax.linear_regression()
     X, y, m = problem.X, problem.y, problem.n_examples
@@ -123,6 +124,7 @@ def test_a_best_rate_on_the_edge_of_its_grid_is_flagged():
     assert summarize(_frame([0.1, 0.2, 0.3], [-1, -1, -1]), problem)["best_by"] == "final_loss"
 
 
+@pytest.mark.slow  # 9 s measured on 2 busy cores
 def test_seeds_matter_only_where_a_seed_changes_something():
     regression, xor = gdjax.linear_regression(), gdjax.xor()
     assert not gdjax.seeds_matter(regression, "gd")
@@ -136,6 +138,7 @@ def test_seeds_matter_only_where_a_seed_changes_something():
     assert np.array_equal(res.final_loss[0], res.final_loss[2])
 
 
+@pytest.mark.slow  # 26 s measured on 2 busy cores
 def test_a_deterministic_cell_runs_one_seed_and_reports_n_1():
     problems, rates = ["linear_regression", "xor"], [1e-4, 5e-4, 1.0]
     cells = build_suite(problems, ["gd"], learning_rates=rates, seeds=(0, 1, 2), steps=2_000)

@@ -51,6 +51,7 @@ def _chunked(program, devices):
     )
 
 
+@pytest.mark.slow  # 30 s measured on 2 busy cores
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", range(len(CASES)), ids=[f"{c[0].__name__}-{c[1]}" for c in CASES])
 def test_a_run_alone_equals_the_same_run_in_any_grid(case, dtype):

@@ -37,6 +37,7 @@ def test_rosenbrock_minimum_is_reached_by_an_optimizer_of_the_default_grid():
     assert min(best.values()) < 1e-4, best
 
 
+@pytest.mark.slow  # 13 s measured on 2 busy cores
 def test_function_problem_takes_any_shape_and_optax_agrees():
     x0 = np.array([[0.5, -2.0], [1.0, 4.0]])
     problem = gdjax.function_problem(lambda x: jnp.sum(jnp.cos(x) + x**2), x0)
@@ -108,6 +109,7 @@ def test_stopped_at_agrees_with_a_plain_loop_applying_the_classic_rule():
     assert (res.stopped_at[0, :-1] > 0).all()
 
 
+@pytest.mark.slow  # 181 s measured on 2 busy cores
 def test_stopped_at_for_adam_agrees_with_the_tutorial_rule_on_optax_steps():
     problem, rate, steps, tolerance = gdjax.rosenbrock(), 0.01, 3000, 1e-4
     res = gdjax.sweep(problem, "adam", [rate], steps, dtype="float64", tolerance=tolerance)
@@ -132,6 +134,7 @@ def test_tolerance_is_validated_and_absent_by_default():
             gdjax.sweep(gdjax.rosenbrock(), "gd", [1e-3], 10, tolerance=bad)
 
 
+@pytest.mark.slow  # 7 s measured on 2 busy cores
 def test_params_curve_holds_the_parameters_at_each_logged_step():
     problem, rates, seeds = gdjax.xor(), [0.1, 1.0], [0, 3]
     res = gdjax.sweep(problem, "momentum", rates, 300, seeds=seeds, log_every=100, log_params=True)

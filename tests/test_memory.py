@@ -21,6 +21,7 @@ def test_bytes_per_run_grows_with_logged_points_and_data_not_steps():
     assert bigger.bytes_per_run() >= 2 * 4 * 10_000  # the gradient's data-sized arrays: 2 float32 a run
 
 
+@pytest.mark.slow  # 16 s measured on 2 busy cores
 @pytest.mark.parametrize(("optimizer", "problem"), [("adam", "linear_regression"), ("sgd", "xor")])
 def test_grid_too_big_runs_in_chunks_with_the_same_results(optimizer, problem):
     prob = getattr(gdjax, problem)()
@@ -98,6 +99,7 @@ ESTIMATE_CASES = [
 ]
 
 
+@pytest.mark.slow  # 13 s measured on 2 busy cores
 @pytest.mark.parametrize(("m", "optimizer", "batch_size", "n_runs"), ESTIMATE_CASES)
 def test_estimate_is_within_2x_of_the_compiled_peak(m, optimizer, batch_size, n_runs):
     program = gdjax.prepare_sweep(
@@ -114,6 +116,7 @@ def test_estimate_is_within_2x_of_the_compiled_peak(m, optimizer, batch_size, n_
     assert 0.5 <= ratio <= 2, f"estimate / measured = {ratio:.2f}"
 
 
+@pytest.mark.slow  # 5 s measured on 2 busy cores
 def test_estimate_is_per_device_when_the_runs_are_split():
     if len(jax.devices()) < 2:
         pytest.skip("needs 2 devices")
@@ -125,6 +128,7 @@ def test_estimate_is_per_device_when_the_runs_are_split():
     assert 0.5 <= ratio <= 2, f"estimate / measured = {ratio:.2f}"
 
 
+@pytest.mark.slow  # 7 s measured on 2 busy cores
 def test_grid_that_needs_it_is_chunked_and_its_chunks_fit():
     problem, rates = _regression(10_000), np.geomspace(1e-4, 1e-1, 4096)
     whole = gdjax.prepare_sweep(problem, "sgd", rates, 100, devices=jax.devices()[:1], memory_limit=2**50)

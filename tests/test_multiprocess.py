@@ -72,6 +72,7 @@ def _run_processes(commands, timeout=300):
     return [(process.returncode, out, err) for process, (out, err) in zip(processes, outputs, strict=True)]
 
 
+@pytest.mark.slow  # 29 s measured on 2 busy cores
 def test_sweep_over_two_processes_equals_one_process(tmp_path):
     address = f"127.0.0.1:{_free_port()}"
     paths = [tmp_path / f"process{i}.npz" for i in range(2)]
@@ -100,6 +101,7 @@ BENCH = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow  # 107 s measured on 2 busy cores
 def test_bench_over_two_processes_writes_once_the_same_tables(tmp_path):
     address = f"127.0.0.1:{_free_port()}"
     together, alone = tmp_path / "together", tmp_path / "alone"

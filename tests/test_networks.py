@@ -347,6 +347,7 @@ def _assert_final_metrics_equal_numpy(model, prob, res):
         assert row[name] == res.final_metrics[name][1, 0]
 
 
+@pytest.mark.slow  # 5 s measured on 2 busy cores
 def test_every_logged_metric_equals_numpy_on_logged_params():
     """With log_params, every logged metric and training loss equal numpy on the parameters logged with it."""
     prob, res = _sweep("linear", "momentum", log_params=True)
@@ -659,6 +660,7 @@ def test_digits_refuses_cnn():
         gdjax.digits("cnn")
 
 
+@pytest.mark.slow  # 33 s measured on 2 busy cores
 @pytest.mark.parametrize(
     ("optimizer", "dtype"), [("adam", "float32"), ("adam", "float64"), ("gd", "float32")]
 )
@@ -741,6 +743,7 @@ def test_every_optimizer_of_a_cell_gets_the_same_epochs():
     assert all(len(c.learning_rates) * len(c.tuning_seeds) == len(c.fresh_seeds) for c in cells)
 
 
+@pytest.mark.slow  # 14 s measured on 2 busy cores
 def test_the_memory_plan_counts_the_held_out_data_and_a_chunked_grid_gives_the_same_results():
     """The data on a device is X, y, every held-out split, the target and the minimum; a grid too large
     for memory is chunked."""
@@ -767,6 +770,7 @@ def test_the_memory_plan_counts_the_held_out_data_and_a_chunked_grid_gives_the_s
         np.testing.assert_array_equal(leaf, chunked_leaf)
 
 
+@pytest.mark.slow  # 7 s measured on 2 busy cores
 @pytest.mark.xfail(
     tuple(int(part) for part in jax.__version__.split(".")[:2]) >= (0, 10),
     strict=True,

@@ -14,6 +14,7 @@ import gdjax
 from bench.cli import main
 
 
+@pytest.mark.slow  # 10 s measured on 2 busy cores
 @pytest.mark.parametrize(
     ("name", "transformation"),
     [
@@ -43,6 +44,7 @@ def test_names_optax_does_not_have_as_optimizers_are_refused(name):
         gdjax.sweep(gdjax.rosenbrock(), name, [1e-3], 10)
 
 
+@pytest.mark.slow  # 18 s measured on 2 busy cores
 def test_command_line_takes_optax_names_and_refuses_unknown_ones(tmp_path, capsys):
     assert main(["--optimizers", "optax:nope", "--out", str(tmp_path)]) == 2
     assert "optax:nope is not an optax optimizer" in capsys.readouterr().err

@@ -37,6 +37,7 @@ def test_standardize_scales_the_features_and_keeps_the_added_bias():
     np.testing.assert_allclose(problem.X[:, 1:].std(axis=0), 1.0)
 
 
+@pytest.mark.slow  # 16 s measured on 2 busy cores
 def test_csv_end_to_end_from_the_command_line(tmp_path):
     argv = ["--data", SMALL_CSV, "--target", "price", "--bias", "--standardize", *QUICK_FLAGS]
     assert main([*argv, "--out", str(tmp_path)]) == 0
@@ -101,6 +102,7 @@ def test_bad_own_problem_gets_one_line_and_exit_2(argv, message, tmp_path, capsy
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # 20 s measured on 2 busy cores
 def test_module_function_problem_runs_beside_a_built_in_one(tmp_path):
     argv = ["--problems", "own_problem:shifted_bowl,linear_regression", "--optimizers", "gd", *QUICK_FLAGS]
     assert main([*argv, "--out", str(tmp_path)]) == 0
@@ -140,6 +142,7 @@ def test_logistic_gd_sweep_equals_the_textbook_loop():
         np.testing.assert_allclose(res.params[0, column], expected, rtol=1e-10)
 
 
+@pytest.mark.slow  # 8 s measured on 2 busy cores
 @pytest.mark.parametrize(
     ("name", "make_problem"),
     [
@@ -166,6 +169,7 @@ def test_logistic_regression_refuses_bad_arguments(kwargs, message):
         gdjax.logistic_regression(**kwargs)
 
 
+@pytest.mark.slow  # 6 s measured on 2 busy cores
 def test_separable_logistic_regression_is_asked_for_by_name(tmp_path):
     argv = ["--problems", "logistic_regression_separable", "--optimizers", "gd", "--steps", "500"]
     assert main([*argv, "--seeds", "0", "--repeats", "1", "--out", str(tmp_path)]) == 0

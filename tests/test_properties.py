@@ -78,6 +78,7 @@ def assert_matches_reference(res, problem):
     assert np.all(np.isfinite(res.final_loss[0][stayed_finite]))
 
 
+@pytest.mark.slow  # 12 s measured on 2 busy cores
 @settings(PROPERTY, max_examples=400)
 @given(
     data=arrays(np.float64, (4, 3), elements=st.floats(-1e3, 1e3)),
@@ -91,6 +92,7 @@ def test_gd_any_learning_rate_is_right_or_flagged(data, target, rates, log_every
     assert_matches_reference(res, prob)
 
 
+@pytest.mark.slow  # 53 s measured on 2 busy cores
 @settings(PROPERTY, max_examples=150)
 @given(
     m=st.sampled_from([1, 2, 7]),
@@ -119,6 +121,7 @@ def test_gd_any_shape_is_right_or_flagged(m, n, steps, every, n_seeds, rate, see
     assert np.all(res.diverged_at == res.diverged_at[0])  # every seed starts at ones
 
 
+@pytest.mark.slow  # 82 s measured on 2 busy cores
 @settings(PROPERTY, max_examples=150)
 @given(
     optimizer=st.sampled_from(sorted(gdjax.OPTIMIZERS)),

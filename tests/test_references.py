@@ -55,6 +55,7 @@ def _x64_loop(prob, transformation, learning_rate, steps, batches=None):
         return jax.tree.map(np.asarray, out)
 
 
+@pytest.mark.slow  # 5 s measured on 2 busy cores
 @pytest.mark.parametrize("name", ["gd", "momentum", "adam"])
 @pytest.mark.parametrize(
     ("make_problem", "learning_rate"), [(gdjax.linear_regression, 1e-4), (gdjax.xor, 0.5)]

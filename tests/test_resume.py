@@ -35,6 +35,7 @@ def _tables(folder):
     }
 
 
+@pytest.mark.slow  # 38 s measured on 2 busy cores
 def test_resumed_run_skips_finished_cells_and_equals_an_uninterrupted_one(tmp_path, counted_cells):
     assert main([*SMALL_RUN, "--out", str(tmp_path / "whole")]) == 0
     assert counted_cells["calls"] == CELLS
@@ -55,6 +56,7 @@ def test_resumed_run_skips_finished_cells_and_equals_an_uninterrupted_one(tmp_pa
     assert not (out / ".cpu-custom.partial").exists()
 
 
+@pytest.mark.slow  # 55 s measured on 2 busy cores
 def test_fresh_and_changed_options_run_everything_again(tmp_path, counted_cells):
     counted_cells.update(interrupt_at=3)
     assert main([*SMALL_RUN, "--out", str(tmp_path)]) == 130

@@ -52,6 +52,7 @@ def test_dot_general_is_vmaps(case, batched):
     _assert_like_vmap(lambda a, b: lax.dot_general(a, b, numbers), [lhs, rhs], batched)
 
 
+@pytest.mark.slow  # 6 s measured on 2 busy cores
 def test_elementwise_with_scalars_reductions_and_reshapes_are_vmaps():
     def fn(scale, x, shared):
         y = jnp.tanh(scale * x + shared) / (1 + jnp.exp(-x))  # a per-run scalar and a shared array beside x

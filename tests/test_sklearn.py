@@ -3,6 +3,7 @@
 import sys
 
 import numpy as np
+import pytest
 
 import gdjax
 from bench import baselines
@@ -14,6 +15,7 @@ from bench.suites import build_suite
 SGD_LOSS_RTOL = 1e-2
 
 
+@pytest.mark.slow  # 6 s measured on 2 busy cores
 def test_sklearn_rows_are_there_and_final_losses_agree():
     problem = gdjax.linear_regression()
     frame = baselines.sklearn_comparison(problem, repeats=1, dtype="float64").set_index("implementation")

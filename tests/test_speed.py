@@ -37,6 +37,7 @@ def _compile_and_benchmark(benchmark, program, rounds: int) -> float:
     return compile_s
 
 
+@pytest.mark.slow  # 23 s measured on 2 busy cores
 @pytest.mark.parametrize(("n_lrs", "steps"), GRIDS)
 @pytest.mark.parametrize(
     ("make_problem", "low", "high"), [(gdjax.linear_regression, 1e-6, 6e-4), (gdjax.xor, 1e-2, 10.0)]
@@ -94,6 +95,7 @@ def test_grid_speed(benchmark, points):
         )
 
 
+@pytest.mark.slow  # 11 s measured on 2 busy cores
 @pytest.mark.parametrize(
     ("make_problem", "low", "high"), [(gdjax.linear_regression, 1e-6, 6e-4), (gdjax.xor, 1e-2, 10.0)]
 )
@@ -125,6 +127,7 @@ def test_compile_time(benchmark, n_lrs, steps):
     benchmark.pedantic(program.compile, setup=jax.clear_caches, rounds=3, iterations=1)
 
 
+@pytest.mark.slow  # 52 s measured on 2 busy cores
 @pytest.mark.parametrize("n_runs", [64, 256])
 def test_network_sweep_speed(benchmark, n_runs, floor_rates):
     """The MNIST-1D MLP (adam, batches of 100, float32), logging only at the end, against a Python loop
