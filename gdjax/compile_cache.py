@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-MAX_BYTES = 2**30  # least recently used entries are removed beyond this (unless the user set a limit)
-
 _served = {"hits": 0, "misses": 0}
 _EVENTS = {"/jax/compilation_cache/cache_hits": "hits", "/jax/compilation_cache/cache_misses": "misses"}
 _listening = []
@@ -36,8 +34,10 @@ def use_compile_cache(folder: str | Path | None = None) -> Path:
 
     Default: ``jax_compilation_cache_dir`` if the user set it (e.g. by the
     ``JAX_COMPILATION_CACHE_DIR`` environment variable), else
-    ``$XDG_CACHE_HOME/gdjax/jax`` (``~/.cache/gdjax/jax``), at most
-    ``MAX_BYTES`` unless ``jax_compilation_cache_max_size`` is set.
+    ``$XDG_CACHE_HOME/gdjax/jax`` (``~/.cache/gdjax/jax``). The folder grows
+    with every new program (40 MB after a few default runs of the harness):
+    delete it at will, or bound it with JAX's ``jax_compilation_cache_max_size``
+    (which needs the ``filelock`` package; without it JAX reads no entry).
     """
     import jax
     from jax.experimental.compilation_cache import compilation_cache
@@ -46,8 +46,6 @@ def use_compile_cache(folder: str | Path | None = None) -> Path:
     chosen.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(chosen))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    if jax.config.jax_compilation_cache_max_size == -1:
-        jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     compilation_cache.reset_cache()  # a process that compiled before: use the folder from now on
     _in_use[:] = [chosen]
     if not _listening:

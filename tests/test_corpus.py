@@ -418,9 +418,10 @@ OPTIMIZERS = {
 CORE = ("gd", "sgd", "momentum", "adam")  # every model is swept with each of these
 OPTAX_MODELS_EACH = 3  # and with each optax optimizer on this many models, a different few for each
 FAST = {  # the unmarked subset: the core optimizers and two optax families, on models that bring different
-    # primitives (dropout's keys and noisy_sgd run in `nox -s slow`: 13 and 18 s of the 4-minute loop)
+    # primitives (dropout-momentum and noisy_sgd run in `nox -s slow`: 13 and 18 s of the 4-minute loop)
     ("mlp_relu_ce3", "gd"),
     ("scan_rnn", "sgd"),
+    ("gather_tied_weights", "momentum"),
     ("conv1d", "adam"),
     ("softmax10_take_along_axis", "optax:adamw"),
     ("mlp_tanh", "optax:lbfgs"),  # a smooth loss: on a kinked one (cond_on_params) a line search decides
