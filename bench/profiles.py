@@ -9,9 +9,13 @@ profile is
 
 the fraction of problems it solves within a factor tau of the best optimizer
 on each. rho_s(1) is the fraction on which s is the best (ties count for
-each); rho_s rises to the fraction of problems s solved. The ratios are
-relative to the best of S: add or remove an optimizer and every profile may
-change, so a profile names the set it compared.
+each); rho_s rises to the fraction of P that s solved. Here P holds the
+problems every optimizer of S ran and at least one solved: a problem none
+solved would lower every profile alike and is counted apart
+(``unsolved_problems``), as are problems some optimizer did not run (the
+networks have no gd; ``not_compared_problems``). The ratios are relative to
+the best of S: add or remove an optimizer and every profile may change, so
+a profile names the set it compared.
 """
 
 from __future__ import annotations

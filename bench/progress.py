@@ -52,13 +52,15 @@ def closing_summary(tables, folder) -> str:
             if work.min() < float("inf"):
                 best = rows.loc[work.idxmin()]
                 found = (
-                    f"{best.optimizer} at rate {best.learning_rate:.3g} reaches the target in "
-                    f"{best.steps_to_target_median:,.0f} steps"
+                    f"{best.optimizer} at rate {best.learning_rate:.3g} reaches the target with the least "
+                    f"work: {best.steps_to_target_median:,.0f} steps, "
+                    f"{best.examples_to_target_median:,.0f} examples"
                 )
             else:
                 best = rows.loc[rows["final_loss_median"].idxmin()]
                 found = (
-                    f"no optimizer reaches the target; lowest final loss {best.final_loss_median:.4g}: "
+                    f"no optimizer reaches the target on half its seeds; lowest final loss "
+                    f"{best.final_loss_median:.4g}: "
                     f"{best.optimizer} at rate {best.learning_rate:.3g}"
                 )
             lines.append(f"{problem}: {found}{_floor(ratio, problem, best.optimizer)}")

@@ -224,6 +224,17 @@ def report_markdown(tables: SuiteTables, metadata: dict, figures: list[str]) -> 
     parts += grids_section(tables.grids)
     networks_drawn = [name for name in sorted(figures) if name.startswith("accuracy-")]
     parts += [f'<img src="{name}" width="420" alt="{name}">' for name in networks_drawn]
+    profiles_drawn = [name for name in sorted(figures) if name.startswith("profile-")]
+    if profiles_drawn:
+        parts += [
+            "",
+            "## Performance profiles",
+            "",
+            "Per optimizer, the fraction of problems brought to the target within tau times the least work "
+            "of any optimizer compared (Dolan and Moré; profiles.csv says which problems and optimizers).",
+            "",
+            *[f'<img src="{name}" width="420" alt="{name}">' for name in profiles_drawn],
+        ]
     parts += ["", TUNED_NOTE, ""]
     return "\n".join(parts)
 
