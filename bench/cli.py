@@ -317,9 +317,10 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-compile-cache",
         action="store_true",
-        help="compile every program afresh; by default compiled programs are kept in JAX's persistent "
-        "cache (gdjax.use_compile_cache: ~/.cache/gdjax/jax, or JAX_COMPILATION_CACHE_DIR) and a second "
-        "run loads them; metadata.json says how many compiles it served",
+        help="do not use gdjax's compile cache (JAX's own settings, e.g. JAX_COMPILATION_CACHE_DIR, still "
+        "apply); by default compiled programs are kept in JAX's persistent cache (gdjax.use_compile_cache: "
+        "~/.cache/gdjax/jax, or JAX_COMPILATION_CACHE_DIR) and a second run loads them; metadata.json says "
+        "how many compiles it served",
     )
     parser.add_argument(
         "--fresh",
