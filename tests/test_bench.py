@@ -95,7 +95,13 @@ def test_small_run_draws_the_lessons_and_compares_with_sklearn(small_results):
 def test_report_puts_each_problems_plots_beside_its_tables(small_results):
     report = (small_results / "report.md").read_text()
     sections = report.split("\n## ")[1:]
-    assert [section.splitlines()[0] for section in sections] == ["xor", "linear_regression"]  # as asked
+    assert [section.splitlines()[0] for section in sections] == [
+        "xor",
+        "linear_regression",
+        "Performance profiles",
+    ]
+    profiles = re.findall(r'<img src="([^"]+)"', sections.pop())
+    assert profiles == [f"profile-{name}.png" for name in ("examples", "gradient-evaluations", "seconds")]
     for section in sections:
         problem = section.splitlines()[0]
         images = re.findall(r'<img src="([^"]+)"', section)
