@@ -378,7 +378,7 @@ def _plan(cells, problems, dtype, device) -> None:
         with jax.enable_x64(dtype == "float64"):
             gdjax.prepare_sweep(
                 problem, cell.optimizer, steps=cell.steps, seeds=cell.seeds, log_every=cell.log_every,
-                grid={"learning_rate": cell.learning_rates, **dict(cell.grid)}, schedule=cell.schedule,
+                **cell.sweep_points(), schedule=cell.schedule,
                 dtype=dtype, devices=jax.devices(device.platform),
             )  # fmt: skip
 
@@ -755,6 +755,10 @@ def main(argv: list[str] | None = None) -> int:
             return check_command(argv[1:])
         if argv[:1] == ["devices"]:
             return devices_command(argv[1:])
+        if argv[:1] == ["submit"]:
+            from bench.submit import submit_command
+
+            return submit_command(argv[1:])
         if argv[:1] == ["compare"]:
             from bench.compare import compare_command
 

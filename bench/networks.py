@@ -42,6 +42,7 @@ import pandas as pd
 from scipy import stats
 
 import gdjax
+from bench.metrics import point_text
 from bench.runner import PYTHON_LOOP_TIMED_STEPS, sweep_and_loop_rows
 from bench.timing import per_lr_step_ns, time_sweep
 
@@ -112,6 +113,8 @@ class NetworkCell(NamedTuple):
     steps: int
     batch_size: int | None
     log_every: int
+    # drawn points instead of the rates alone (bench.submit's tuning): each ((name, value), ...)
+    points: tuple[tuple[tuple[str, float], ...], ...] = ()
 
 
 class NetworkTables(NamedTuple):
@@ -119,26 +122,37 @@ class NetworkTables(NamedTuple):
     summary: pd.DataFrame  # per (problem, optimizer): best rate, fresh-seed test accuracy, work to target
     curves: pd.DataFrame  # test accuracy against step at each best rate, over the fresh seeds
     timing: pd.DataFrame  # rows of timing.csv: the sweep and a Python loop of a jitted step, per cell
+    fresh: pd.DataFrame | None = None  # a row per fresh seed at each best point: for paired comparisons
 
 
-def network_cells(profile: str, problems: dict[str, gdjax.Problem]) -> list[NetworkCell]:
-    """The cells of ``profile`` ("quick", "default", "full") for the built ``problems``."""
+def network_cells(
+    profile: str, problems: dict[str, gdjax.Problem], optimizers=None, points=None
+) -> list[NetworkCell]:
+    """The cells of ``profile`` ("quick", "default", "full") for the built ``problems``.
+
+    ``optimizers`` replaces the profile's; ``points`` ({optimizer: [{name: value}, ...]}) replaces an
+    optimizer's rates by drawn points.
+    """
     cells = []
     for name in PROFILE_NETWORKS[profile]:
         n_train = problems[name].n_examples
-        for optimizer in PROFILE_OPTIMIZERS[profile]:
+        for optimizer in optimizers or PROFILE_OPTIMIZERS[profile]:
+            drawn = (points or {}).get(optimizer)
             full_batch = optimizer == "gd"
             steps = EPOCHS[profile] * (1 if full_batch else n_train // BATCH_SIZE)
             cells.append(
                 NetworkCell(
                     name,
                     optimizer,
-                    np.geomspace(*RATE_RANGES[optimizer], N_RATES[profile]),
+                    np.array([point["learning_rate"] for point in drawn])
+                    if drawn
+                    else np.geomspace(*RATE_RANGES[optimizer], N_RATES[profile]),
                     TUNING_SEEDS[profile],
                     FRESH_SEEDS[profile],
                     steps,
                     None if full_batch else BATCH_SIZE,
                     _log_every(steps),
+                    tuple(tuple(point.items()) for point in drawn or ()),
                 )
             )
     return cells
@@ -172,11 +186,15 @@ def final_stay(curve: np.ndarray, target: float, log_every: int) -> tuple[np.nda
 
 
 def best_rate(result: gdjax.SweepResult) -> tuple[int, bool]:
-    """(index of the best rate by mean final validation accuracy, whether it is on the grid's edge)."""
+    """(index of the best point by mean final validation accuracy, whether it is on the grid's edge).
+
+    On the edge: its value of some hyperparameter is the lowest or highest the grid holds.
+    """
     accuracy = np.nan_to_num(result.final_metrics["validation_accuracy"].mean(axis=0), nan=-1.0)
     loss = np.nan_to_num(result.final_metrics["validation_loss"].mean(axis=0), nan=np.inf)
     best = int(np.lexsort((loss, -accuracy))[0])
-    return best, best in (0, len(result.learning_rates) - 1)
+    values = [np.asarray(v) for v in result.grid.values()]
+    return best, any(len(np.unique(v)) > 1 and v[best] in (v.min(), v.max()) for v in values)
 
 
 def _interval(values: np.ndarray) -> tuple[float, float, float, float]:
@@ -191,24 +209,28 @@ def run_cell(cell: NetworkCell, problem: gdjax.Problem, *, dtype: str, repeats: 
     """Tune ``cell`` on validation, rerun its best rate on fresh seeds.
 
     Returns (the tuning runs' frame, the summary row, the fresh seeds' curve, the tuning sweep's timing,
-    its program).
+    its program, a row per fresh seed).
     """
     settings = dict(log_every=cell.log_every, dtype=dtype, batch_size=cell.batch_size)
+    given = (
+        {"points": [dict(p) for p in cell.points]} if cell.points else {"learning_rates": cell.learning_rates}
+    )
     tuning = gdjax.prepare_sweep(
         problem,
         cell.optimizer,
-        cell.learning_rates,
-        cell.steps,
+        steps=cell.steps,
+        **given,
         seeds=cell.tuning_seeds,
         devices=devices,
         **settings,
     )
     timing, result = time_sweep(tuning, repeats)
     best, on_edge = best_rate(result)
-    rate = float(cell.learning_rates[best])
+    point = {name: float(values[best]) for name, values in result.grid.items()}
+    rate = point["learning_rate"]
     # the fresh seeds fill the tuning sweep's shape and run on its compiled program: the same work,
     # so their execution is timed as one more repeat
-    fresh = tuning.rerun([rate], cell.fresh_seeds)
+    fresh = tuning.rerun(seeds=cell.fresh_seeds, points=[point])
     fresh.put()  # its arguments on the devices before the clock starts, as the repeats' were
     start = time.perf_counter()
     outputs = jax.block_until_ready(fresh.execute(timing.compiled))
@@ -234,6 +256,7 @@ def run_cell(cell: NetworkCell, problem: gdjax.Problem, *, dtype: str, repeats: 
         "tuning_points": len(cell.learning_rates),
         "tuning_seeds": len(cell.tuning_seeds),
         "best_learning_rate": rate,
+        "best_hyperparameters": point_text({k: v for k, v in point.items() if k != "learning_rate"}),
         "best_on_edge": on_edge,
         "validation_accuracy_at_best": float(result.final_metrics["validation_accuracy"][:, best].mean()),
         "n_fresh_seeds": len(cell.fresh_seeds),
@@ -269,25 +292,45 @@ def run_cell(cell: NetworkCell, problem: gdjax.Problem, *, dtype: str, repeats: 
             "test_accuracy_max": curve.max(axis=0),
         }
     )
-    return result.to_frame(), row, curves, timing._replace(run_s=run_s), tuning
+    per_seed = pd.DataFrame(
+        {
+            "problem": cell.problem,
+            "optimizer": cell.optimizer,
+            "seed": np.asarray(cell.fresh_seeds),
+            "steps_to_target": stay,
+            "examples_to_target": np.where(reached, stay * examples_a_step, -1),
+            "test_accuracy": fresh_result.final_metrics["test_accuracy"][:, 0],
+        }
+    )
+    return result.to_frame(), row, curves, timing._replace(run_s=run_s), tuning, per_seed
 
 
 def run_networks(
-    profile: str, *, dtype: str, repeats: int, rates, devices=None, progress=None
+    profile: str,
+    *,
+    dtype: str,
+    repeats: int,
+    rates,
+    devices=None,
+    progress=None,
+    optimizers=None,
+    points=None,
 ) -> NetworkTables:
     """Every network cell of ``profile``: tuned, reported on fresh seeds (see the module docstring).
 
     ``rates``: the floor's measured rates (``baselines.FloorRates``), for the timing rows.
+    ``optimizers`` and ``points``: see ``network_cells``.
     """
     problems = {name: NETWORKS[name]() for name in PROFILE_NETWORKS[profile]}
-    convergence, summary, curves, timing = [], [], [], []
-    for cell in network_cells(profile, problems):
+    convergence, summary, curves, timing, fresh = [], [], [], [], []
+    for cell in network_cells(profile, problems, optimizers, points):
         if progress is not None:
             progress(f"{cell.problem} {cell.optimizer}")
         problem = problems[cell.problem]
-        frame, row, curve, cell_timing, program = run_cell(
+        frame, row, curve, cell_timing, program, per_seed = run_cell(
             cell, problem, dtype=dtype, repeats=repeats, devices=devices
         )
+        fresh.append(per_seed)
         convergence.append(frame)
         summary.append(row)
         curves.append(curve)
@@ -308,4 +351,5 @@ def run_networks(
         pd.DataFrame(summary),
         pd.concat(curves, ignore_index=True),
         pd.DataFrame(timing),
+        pd.concat(fresh, ignore_index=True),
     )

@@ -41,6 +41,8 @@ class SuiteTables(NamedTuple):
     networks: Any = None
     # the heatmaps over two hyperparameters and theory beside them (bench.grids): None in a custom run
     grids: Any = None
+    # the runs of tuned.csv, a row per fresh seed (bench.metrics.convergence_frame): for paired comparisons
+    fresh: pd.DataFrame | None = None
 
 
 def timing_row(
@@ -131,11 +133,7 @@ def _run_cells(cells, problems, cache, *, dtype, repeats, devices, progress) -> 
     timing, convergence, curves, summary, reruns = [], [], [], [], {}
     for number, cell in enumerate(cells, 1):
         problem = problems[cell.problem]
-        n_runs = (
-            len(cell.learning_rates)
-            * int(np.prod([len(values) for _, values in cell.grid]))
-            * len(cell.seeds)
-        )
+        n_runs = cell.n_points() * len(cell.seeds)
         progress(
             "sweeps", f"{cell.problem} {cell.optimizer} ({n_runs} runs x {cell.steps:,} steps)",
             done=number, total=len(cells),
@@ -169,30 +167,34 @@ def _run_cells(cells, problems, cache, *, dtype, repeats, devices, progress) -> 
         "each cell's best point on fresh seeds"
         + (", scikit-learn" if "linear_regression" in problems else ""),
     )
-    sklearn, tuned = cache.get(
-        after,
-        lambda: (
+
+    def after_the_cells():
+        per_seed = []
+        sklearn = (
             baselines.sklearn_comparison(
                 problems["linear_regression"], repeats=repeats, dtype=dtype, devices=devices
             )
             if "linear_regression" in problems
-            else None,
-            tuned_table(
-                summary,
-                convergence,
-                cells,
-                problems,
-                dtype=dtype,
-                devices=devices,
-                reruns=reruns,
-                ns_per_run_step={
-                    (row["problem"], row["optimizer"]): row["ns_per_lr_step"]
-                    for row in timing
-                    if row["implementation"] == "gdjax.sweep"
-                },
-            ),
-        ),
-    )
+            else None
+        )
+        tuned = tuned_table(
+            summary,
+            convergence,
+            cells,
+            problems,
+            dtype=dtype,
+            devices=devices,
+            reruns=reruns,
+            ns_per_run_step={
+                (row["problem"], row["optimizer"]): row["ns_per_lr_step"]
+                for row in timing
+                if row["implementation"] == "gdjax.sweep"
+            },
+            per_seed=per_seed,
+        )
+        return sklearn, tuned, pd.concat(per_seed, ignore_index=True)
+
+    sklearn, tuned, fresh = cache.get(after, after_the_cells)
     return SuiteTables(
         timing=pd.DataFrame(timing),
         convergence=convergence,
@@ -202,6 +204,7 @@ def _run_cells(cells, problems, cache, *, dtype, repeats, devices, progress) -> 
         exp_rate=rates.exp_per_s,
         sklearn=sklearn,
         tuned=tuned,
+        fresh=fresh,
     )
 
 
@@ -242,6 +245,7 @@ def config_of(cell: Cell) -> dict:
         **cell._asdict(),
         "learning_rates": [float(rate) for rate in cell.learning_rates],
         "grid": [[name, [float(value) for value in values]] for name, values in cell.grid],
+        "points": [[[name, float(value)] for name, value in point] for point in cell.points],
     }
 
 
@@ -274,7 +278,7 @@ def _run_cell(cell, problem, dtype, repeats, devices, rates, textbook_ns) -> dic
         problem,
         cell.optimizer,
         steps=cell.steps,
-        grid={"learning_rate": cell.learning_rates, **dict(cell.grid)},
+        **cell.sweep_points(),
         schedule=cell.schedule,
         seeds=cell.seeds,
         log_every=cell.log_every,

@@ -99,6 +99,17 @@ class Cell(NamedTuple):
     log_every: int
     grid: tuple[tuple[str, tuple[float, ...]], ...] = ()  # other hyperparameters' axes: (name, values)
     schedule: str = "constant"
+    # drawn points instead of a grid (bench.submit's tuning): each ((name, value), ...), the rate first
+    points: tuple[tuple[tuple[str, float], ...], ...] = ()
+
+    def sweep_points(self) -> dict:
+        """The keyword giving ``gdjax.sweep`` this cell's points: ``grid=`` or ``points=``."""
+        if self.points:
+            return {"points": [dict(point) for point in self.points]}
+        return {"grid": {"learning_rate": self.learning_rates, **dict(self.grid)}}
+
+    def n_points(self) -> int:
+        return len(self.points) or len(self.learning_rates) * int(np.prod([len(v) for _, v in self.grid]))
 
 
 def one_seed_where_deterministic(cell: Cell, deterministic: bool) -> Cell:
@@ -131,11 +142,7 @@ def build_suite(
             raise ValueError(f"no default number of steps for {problem}; give it (--steps)")
         for optimizer in optimizers:
             if learning_rates is None:
-                if (problem, optimizer) not in LEARNING_RATE_RANGES:
-                    raise ValueError(
-                        f"no default learning rates for {optimizer} on {problem}; give them (--lrs)"
-                    )
-                low, high = LEARNING_RATE_RANGES[problem, optimizer]
+                low, high = _rate_range(problem, optimizer)
                 rates = np.geomspace(low, high, N_LEARNING_RATES[profile])
             else:
                 rates = np.asarray(learning_rates, dtype=np.float64)
@@ -152,6 +159,21 @@ def build_suite(
                 )
             )
     return cells
+
+
+def _rate_range(problem: str, optimizer: str) -> tuple[float, float]:
+    """The suite's rates for an optimizer on a problem; for your own factory, its declared search space's."""
+    if (problem, optimizer) in LEARNING_RATE_RANGES:
+        return LEARNING_RATE_RANGES[problem, optimizer]
+    own = optimizer not in gdjax.OPTIMIZERS and not optimizer.startswith("optax:")
+    space = gdjax.optimizers.declarations(optimizer).search_space if own else None
+    scale, low, high = (space or {}).get("learning_rate", (None, 0, 0))
+    if scale != "log":
+        raise ValueError(
+            f"no default learning rates for {optimizer} on {problem}: give them (--lrs), or declare a search "
+            "space with ('log', low, high) for learning_rate (SEARCH_SPACE)"
+        )
+    return low, high
 
 
 def resolve_problem(name: str) -> gdjax.Problem:

@@ -290,6 +290,25 @@ SCHEMA["profiles.csv"] = {
 }
 # Performance profiles of a run (bench.profiles), from its tuned.csv and networks-summary.csv.
 PROFILE_TABLES = ("profiles.csv",)
+SCHEMA["paired.csv"] = {
+    "problem": "problem name",
+    "optimizer": "the baseline the submission is compared with",
+    "n_pairs": "fresh seeds paired (a side whose seeds change nothing has one run, paired with each of the "
+    "other's); 1 where both are deterministic: an exact comparison",
+    "exact": "both deterministic (n = 1 each): the ratio is exact, no interval",
+    "submitted_work_median": "the submission's median work to target over the pairs: examples seen x "
+    "gradient evaluations a step (inf: never reached, or diverged)",
+    "baseline_work_median": "the baseline's, the same",
+    "work_ratio_median": "median over the pairs of submitted / baseline work on the same seed (below 1: the "
+    "submission needed less; a seed neither reached counts 1, only the baseline 0, only the submission inf)",
+    "work_ratio_ci_low": "95% order-statistic interval of that median (distribution-free), low end; the "
+    "ratio itself where exact; empty below 6 pairs",
+    "work_ratio_ci_high": "high end",
+    "verdict": "faster (the interval below 1), slower (above 1), within noise; exact: faster, slower or the "
+    "same; the same (equal work on every pair); or neither reached the target",
+}
+# The submission workflow's comparison (bench.submit).
+SUBMIT_TABLES = ("paired.csv",)
 _DEVICE_COLUMNS = {
     "machine": "the machine measured: CPU model and core count",
     "device": "device tag: cpu, or platform and kind (e.g. gpu-nvidia-h200)",
@@ -338,6 +357,7 @@ SORT_KEYS = {
     "grids.csv": ["problem", "optimizer", "learning_rate", "value"],
     "theory.csv": ["problem", "optimizer"],
     "profiles.csv": ["quantity", "optimizer", "tau"],
+    "paired.csv": ["problem", "optimizer"],
     "devices.csv": ["machine", "problem", "optimizer", "device", "device_count"],
     "scaling.csv": [
         "machine",
@@ -372,12 +392,13 @@ INTEGER_COLUMNS = {
     "tuning_points",
     "tuning_seeds",
     "n_fresh_seeds",
+    "n_pairs",
 }
 TEXT_COLUMNS = {
     "problem", "optimizer", "implementation", "dtype", "machine", "device", "series", "axis", "quantity",
-    "schedule", "hyperparameters", "best_hyperparameters", "best_by", "includes",
+    "schedule", "hyperparameters", "best_hyperparameters", "best_by", "includes", "verdict",
 }  # fmt: skip
-BOOL_COLUMNS = {"settled", "best_on_edge", "best", "seeds_matter"}
+BOOL_COLUMNS = {"settled", "best_on_edge", "best", "seeds_matter", "exact"}
 TIMING_DIGITS, VALUE_DIGITS = 4, 7
 
 

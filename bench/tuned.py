@@ -73,6 +73,7 @@ def tuned_table(
     devices=None,
     reruns: dict | None = None,
     ns_per_run_step: dict | None = None,
+    per_seed: list | None = None,
 ) -> pd.DataFrame:
     """One row per (problem, optimizer) of ``summary``: its best point rerun on ``fresh_seeds``.
 
@@ -81,6 +82,8 @@ def tuned_table(
     ``ns_per_run_step``: (problem, optimizer) -> the cell's measured time per
     run-step, for ``seconds_to_target_median`` (a grid's runs advance
     together: no run has a wall time of its own); NaN where not given.
+    ``per_seed``, where given, receives each best point's fresh runs
+    (``convergence_frame`` rows): what paired comparisons are made of.
     """
     cell_of = {(cell.problem, cell.optimizer): cell for cell in cells}
     reruns = reruns or {}
@@ -99,7 +102,9 @@ def tuned_table(
             dtype=dtype,
             devices=devices,
         )
-        fresh = convergence_frame(result, problem)
+        fresh = convergence_frame(result, problem).assign(problem=row.problem, optimizer=row.optimizer)
+        if per_seed is not None:
+            per_seed.append(fresh)
         stayed = reached(fresh)
         diverged = fresh["diverged_at"] >= 0
         loss = median_interval(final_or_inf(fresh))

@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from gdjax import schedules as schedules
+from gdjax import search as search
 from gdjax import theory as theory
 from gdjax.checks import DTYPES as DTYPES
 from gdjax.compile_cache import use_compile_cache as use_compile_cache
@@ -14,6 +15,7 @@ from gdjax.networks import classification as classification
 from gdjax.networks import digits as digits
 from gdjax.networks import mnist1d as mnist1d
 from gdjax.optimizers import OPTIMIZERS as OPTIMIZERS
+from gdjax.optimizers import declarations as declarations
 from gdjax.placement import request_cpu_devices
 from gdjax.placement import runs_mesh as runs_mesh
 from gdjax.problems import Facts as Facts

@@ -9,8 +9,11 @@ epoch), ``gd`` on the whole data set.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
+import sys
 from collections.abc import Callable
+from typing import NamedTuple
 
 import optax
 
@@ -31,18 +34,21 @@ DEFAULT_BATCH_SIZE: dict[str, int] = {"sgd": 1}
 
 
 def resolve_optimizer(optimizer: str | OptimizerFactory) -> tuple[str, OptimizerFactory]:
-    """Return ``(name, factory)`` for a registered name, ``"optax:NAME"`` or a user's factory.
+    """Return ``(name, factory)`` for a registered name, ``"optax:NAME"``, ``"module:function"`` or a factory.
 
-    A user's factory is named by ``factory_name`` (a lambda: ``"custom"``).
+    A factory passed as a callable is named by ``factory_name`` (a lambda:
+    ``"custom"``); one loaded by ``"module:function"`` by that text.
     """
     if isinstance(optimizer, str) and optimizer.startswith(OPTAX_PREFIX):
         return optimizer, _optax_factory(optimizer.removeprefix(OPTAX_PREFIX))
+    if isinstance(optimizer, str) and ":" in optimizer:
+        return optimizer, load_factory(optimizer)
     if isinstance(optimizer, str):
         if optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"optimizer {optimizer!r} is not registered; known: {', '.join(sorted(OPTIMIZERS))},"
-                " optax:NAME for any optax optimizer (e.g. optax:adamw), or pass a callable"
-                " learning_rate -> optax.GradientTransformation"
+                " optax:NAME for any optax optimizer (e.g. optax:adamw), module:function for your own"
+                " factory, or pass a callable learning_rate -> optax.GradientTransformation"
             )
         return optimizer, OPTIMIZERS[optimizer]
     if isinstance(optimizer, optax.GradientTransformation):
@@ -105,3 +111,69 @@ def _optax_factory(name: str) -> OptimizerFactory:
             "(e.g. optax:adamw, optax:rmsprop, optax:lion, optax:adagrad)"
         )
     return factory
+
+
+def load_factory(spec: str) -> OptimizerFactory:
+    """The factory ``module:function`` names, imported from ``sys.path`` (``python -m``: the current folder).
+
+    ValueError, naming the spec, where the module does not import or has no such callable.
+    """
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name.isidentifier():
+        raise ValueError(f"optimizer {spec!r}: give module:function, e.g. my_optimizer:make_opt")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # ImportError, or whatever the module raises as it loads
+        raise ValueError(
+            f"optimizer {spec!r}: cannot import {module_name!r} ({type(error).__name__}: {error})"
+        ) from None
+    factory = getattr(module, function_name, None)
+    if not callable(factory):
+        raise ValueError(
+            f"optimizer {spec!r}: module {module_name!r} has no function {function_name!r}"
+            " (a factory learning_rate, **hyperparameters -> optax.GradientTransformation)"
+        )
+    return factory
+
+
+class Declarations(NamedTuple):
+    """What an optimizer declares beside its factory (see ``declarations``)."""
+
+    search_space: dict | None  # {name: (scale, low, high)}: what tuning searches (gdjax.search)
+    gradients_per_step: int  # gradient evaluations a step takes (2 for SAM): counted in the work
+    evaluation_params: Callable | None  # (opt_state, params) -> the params the loss is evaluated at
+
+
+def declarations(optimizer: str | OptimizerFactory) -> Declarations:
+    """An optimizer's declarations: the registered ones' (``gdjax.search.SEARCH_SPACES``), or a factory's.
+
+    A factory declares on itself (attributes ``search_space``,
+    ``gradients_per_step``, ``evaluation_params``) or, for any it does not,
+    in its module (``SEARCH_SPACE``, ``GRADIENTS_PER_STEP``,
+    ``EVALUATION_PARAMS``). ``evaluation_params(opt_state, params)`` is for
+    optimizers whose model is not their iterate (schedule-free, averaging,
+    lookahead: e.g. ``optax.contrib.schedule_free_eval_params``).
+    """
+    from gdjax.search import SEARCH_SPACES
+
+    name, factory = resolve_optimizer(optimizer)
+    if name in OPTIMIZERS:
+        return Declarations(SEARCH_SPACES.get(name), 1, None)
+    module = sys.modules.get(getattr(factory, "__module__", None) or "")
+
+    def declared(attribute: str, module_attribute: str, default):
+        value = getattr(factory, attribute, None)
+        return value if value is not None else getattr(module, module_attribute, default)
+
+    per_step = declared("gradients_per_step", "GRADIENTS_PER_STEP", 1)
+    if isinstance(per_step, bool) or not isinstance(per_step, int) or per_step < 1:
+        raise ValueError(
+            f"optimizer {name!r}: gradients_per_step must be a positive integer; got {per_step!r}"
+        )
+    evaluation = declared("evaluation_params", "EVALUATION_PARAMS", None)
+    if evaluation is not None and not callable(evaluation):
+        raise ValueError(
+            f"optimizer {name!r}: evaluation_params must be a function (opt_state, params) -> params;"
+            f" got {evaluation!r}"
+        )
+    return Declarations(declared("search_space", "SEARCH_SPACE", None), per_step, evaluation)
