@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -37,7 +37,7 @@ from gdjax.checks import (
     stack_init,
 )
 from gdjax.hyperparameters import data_hyperparameters, sweep_points
-from gdjax.optimizers import DEFAULT_BATCH_SIZE, OptimizerFactory, resolve_optimizer
+from gdjax.optimizers import DEFAULT_BATCH_SIZE, OptimizerFactory, declarations, resolve_optimizer
 from gdjax.placement import (
     RUNS_AXIS,
     default_devices,
@@ -64,7 +64,7 @@ MAX_STEPS = 2**31 - 1  # steps are counted in int32 inside the compiled program
     jax.jit,
     static_argnames=(
         "loss", "loss_takes_key", "make_optimizer", "steps", "log_every", "batch_size", "tolerance",
-        "log_params", "metrics", "schedule", "mesh", "tile", "runs_first",
+        "log_params", "metrics", "schedule", "evaluation_params", "mesh", "tile", "runs_first",
     ),
 )  # fmt: skip
 def _sweep_program(
@@ -86,6 +86,7 @@ def _sweep_program(
     log_params,
     metrics,
     schedule,
+    evaluation_params,
     mesh,
     tile,
     runs_first,
@@ -115,6 +116,7 @@ def _sweep_program(
         log_params=log_params,
         metrics=metrics,
         schedule=schedule,
+        evaluation_params=evaluation_params,
     )
     if runs_first:  # jax.vmap's own layout: a model's matrix products batched with the runs first
         every_run = jax.vmap(run, in_axes=(0, 0, 0, None, None, None, None))
@@ -163,6 +165,8 @@ class SweepProgram:
     compiled program runs them all. ``hyperparameters`` holds every value
     the runs get as data, a (n_points,) array each: the axes (``grid``),
     the schedule's parameters and the optimizer's float defaults.
+    ``evaluation_params`` is the optimizer's declared evaluation point
+    (``gdjax.optimizers.declarations``), None where its model is its iterate.
     """
 
     problem: Problem
@@ -183,6 +187,7 @@ class SweepProgram:
     tolerance: float | None = None
     log_params: bool = False
     padded_to: tuple[int, int] | None = None  # (tiles per device, runs per tile) of another program: rerun()
+    evaluation_params: Callable | None = None  # (opt_state, params) -> the params evaluated: run_one
 
     def _x64(self):
         """The x64 mode this sweep runs under, set for its duration only."""
@@ -277,6 +282,7 @@ class SweepProgram:
             "log_params": self.log_params,
             "metrics": self.problem.metrics,
             "schedule": self.schedule,
+            "evaluation_params": self.evaluation_params,
         }
 
     @property
@@ -398,7 +404,11 @@ class SweepProgram:
                 f"got {', '.join(rerun.axes)}"
             )
         return dataclasses.replace(
-            rerun, optimizer=self.optimizer, chunk_size=rerun.n_points, padded_to=(n_tiles, tile)
+            rerun,
+            optimizer=self.optimizer,
+            chunk_size=rerun.n_points,
+            padded_to=(n_tiles, tile),
+            evaluation_params=self.evaluation_params,
         )
 
     def run(self) -> SweepResult:
@@ -453,6 +463,7 @@ def prepare_sweep(
             f"problem must be a gdjax Problem (e.g. gdjax.linear_regression()); got {type(problem).__name__}"
         )
     name, make_optimizer = resolve_optimizer(optimizer)
+    evaluation_params = declarations(optimizer).evaluation_params  # None: the model is the iterate
     steps = check_count("steps", steps, high=MAX_STEPS)
     if log_every is None:
         log_every = max(1, steps // 100)
@@ -465,8 +476,8 @@ def prepare_sweep(
     if batch_size is not None:
         batch_size = check_count("batch_size", batch_size, high=problem.n_examples)
     check_labels(problem.y)
-    for name, data in (problem.held_out or {}).items():
-        check_labels(data, f"problem.held_out[{name!r}]")
+    for part, data in (problem.held_out or {}).items():  # not `name`: that is the optimizer's
+        check_labels(data, f"problem.held_out[{part!r}]")
     init = stack_init(problem, seed_values, init_params)
     hyperparameters = data_hyperparameters(name, make_optimizer, values, schedule, steps, init, dtype)
     n_points = len(values["learning_rate"])
@@ -492,6 +503,7 @@ def prepare_sweep(
         n_points,
         check_tolerance(tolerance),
         check_flag("log_params", log_params),
+        evaluation_params=evaluation_params,
     )
     return dataclasses.replace(program, chunk_size=planning.points_per_chunk(program, memory_limit))
 

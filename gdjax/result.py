@@ -19,7 +19,11 @@ class SweepResult:
     """What a sweep recorded, as numpy arrays with leading axes (seed, point).
 
     A point is a learning rate (``n_lrs`` below is ``n_points``) or a point
-    of a grid of hyperparameters (``grid``).
+    of a grid of hyperparameters (``grid``). For an optimizer that declares
+    ``evaluation_params`` (``gdjax.optimizers.declarations``: schedule-free,
+    averaging), every loss, metric and watch below, ``params`` and
+    ``params_curve`` are at its evaluation point, not its iterate, and it is
+    observed as a minibatch run is (not every step).
 
     Attributes:
         problem, optimizer: names. A user's optimizer factory is named by
@@ -42,16 +46,17 @@ class SweepResult:
             starting loss's size if larger, where no minimum is
             known); -1 if never. The same rule in every dtype. Observed:
             every step of a full-batch run (the gradient's own loss value),
-            the start, the logged points and the end of a minibatch run,
-            whose parameters are also checked finite after every update.
+            the start, the logged points and the end of a minibatch run (or
+            of an optimizer declaring ``evaluation_params``), whose
+            parameters are also checked finite after every update.
         first_at_target: (n_seeds, n_lrs) int, the first observed step whose
             loss on all data was at or below the problem's ``facts.target_loss``; -1 if none.
         at_target_from: (n_seeds, n_lrs) int, the first observed step from
             which the loss stayed at or below the target to the end (the
             start of its final stay): the steps to target of a run that
             holds it; -1 where the run ended above the target (or there is
-            none). Exact for full-batch runs; for minibatch runs at the
-            resolution of ``log_every``.
+            none). Exact for full-batch runs; for minibatch runs (and
+            declared evaluation points) at the resolution of ``log_every``.
         loss_curve: (n_seeds, n_lrs, steps // log_every) loss on all data
             after ``log_every``, ``2 * log_every``, ... steps.
         params: pytree of the final parameters, each leaf (n_seeds, n_lrs, ...).

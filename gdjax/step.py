@@ -49,13 +49,17 @@ def _watch(watched, loss, t, target_loss, ceiling):
     return diverged_at, first_at_target, last_above
 
 
-def watched_every_step(batch_size, n_examples, loss_takes_key) -> bool:
+def watched_every_step(batch_size, n_examples, loss_takes_key, evaluation_params=None) -> bool:
     """Whether a step's own loss is the loss on all data, watched every step (else at the logged points).
 
     So it is where every step sees every example (a batch of all of them, in
-    any order, sums the same terms) and the loss draws no noise.
+    any order, sums the same terms), the loss draws no noise, and the
+    optimizer's model is its iterate (no ``evaluation_params`` declared: a
+    step's gradient is taken at the iterate, not at the point evaluated).
     """
-    return (batch_size is None or batch_size == n_examples) and not loss_takes_key
+    return (
+        (batch_size is None or batch_size == n_examples) and not loss_takes_key and evaluation_params is None
+    )
 
 
 def _change_norm(new, old) -> jax.Array:
@@ -132,6 +136,7 @@ def run_one(
     loss_takes_key=False,
     metrics=None,
     schedule="constant",
+    evaluation_params=None,
 ):
     """One run: ``steps`` updates from ``params``, the loss logged every ``log_every``.
 
@@ -160,17 +165,34 @@ def run_one(
     search needs). With ``metrics`` (a problem's, see ``Problem``),
     ``metrics(params, held_out)`` is recorded at the logged points and the
     end.
+
+    With ``evaluation_params`` (an optimizer's declaration, see
+    ``gdjax.optimizers.declarations``: schedule-free, averaging, lookahead),
+    the model is ``evaluation_params(opt_state, params)``, not the iterate:
+    every loss (initial, logged, final, best), the metrics, the watch, the
+    logged and the final parameters are at that point, and the loss is
+    watched at the start, the logged points and the end only, as in a
+    minibatch run (a step's loss is the iterate's). The iterate is still
+    checked finite after every step, and ``tolerance`` applies to its change.
+    Without it, the program is the one it always was.
     """
     loss_key, optimizer_key = stream_keys(key)
     optimizer = optimizer_for_run(make_optimizer, hyper, optimizer_key, schedule)
     takes_extra_args = isinstance(optimizer, optax.GradientTransformationExtraArgs)
     n_examples = X.shape[0]
-    full_batch = watched_every_step(batch_size, n_examples, loss_takes_key)
+    full_batch = watched_every_step(batch_size, n_examples, loss_takes_key, evaluation_params)
 
     def full_loss(params):
         return loss(params, X, y, *((None,) if loss_takes_key else ()))
 
-    initial_loss = full_loss(params)
+    def model(opt_state, params):  # the parameters a run reports and its losses are evaluated at
+        return params if evaluation_params is None else evaluation_params(opt_state, params)
+
+    if evaluation_params is None:
+        initial_loss, initial_state = full_loss(params), None
+    else:
+        initial_state = optimizer.init(params)
+        initial_loss = full_loss(model(initial_state, params))
     known = known or {"target_loss": jnp.nan, "minimum_loss": jnp.nan}
     target_loss = known["target_loss"]
     ceiling = divergence_ceiling(initial_loss, known["minimum_loss"])
@@ -215,12 +237,13 @@ def run_one(
     def logged_block(carry, first_step):
         carry, _ = lax.scan(step, carry, first_step + jnp.arange(log_every, dtype=jnp.int32))
         (params, opt_state, watched, order), stopped_at = carry
-        logged_loss = full_loss(params)
+        evaluated = model(opt_state, params)
+        logged_loss = full_loss(evaluated)
         if not full_batch:
             watched = _watch(watched, logged_loss, first_step + log_every, target_loss, ceiling)
-        logged = {"loss": logged_loss, **({"params": params} if log_params else {})}
+        logged = {"loss": logged_loss, **({"params": evaluated} if log_params else {})}
         if metrics is not None:
-            logged["metrics"] = metrics(params, held_out)
+            logged["metrics"] = metrics(evaluated, held_out)
         return ((params, opt_state, watched, order), stopped_at), logged
 
     n_logs, tail = divmod(steps, log_every)
@@ -228,11 +251,13 @@ def run_one(
     watched = (never, never, never)  # diverged_at, first at target, last step above target
     if not full_batch:
         watched = _watch(watched, initial_loss, 0, target_loss, ceiling)
-    carry = (params, optimizer.init(params), watched, jnp.arange(n_examples, dtype=jnp.int32))
+    opt_state = optimizer.init(params) if initial_state is None else initial_state
+    carry = (params, opt_state, watched, jnp.arange(n_examples, dtype=jnp.int32))
     carry, logged = lax.scan(logged_block, (carry, never), jnp.arange(n_logs, dtype=jnp.int32) * log_every)
     if tail:
         carry, _ = lax.scan(step, carry, n_logs * log_every + jnp.arange(tail, dtype=jnp.int32))
-    (params, _, watched, _), stopped_at = carry
+    (params, opt_state, watched, _), stopped_at = carry
+    params = model(opt_state, params)
     loss_curve = logged["loss"]
     final_loss = full_loss(params)
     diverged_at, first_at_target, last_above = _watch(watched, final_loss, steps, target_loss, ceiling)
