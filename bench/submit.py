@@ -99,9 +99,9 @@ def load_submission(spec: str) -> tuple[object, dict]:
         )
     except Exception as error:
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        kind = "" if isinstance(error, ValueError | TypeError) else f"{type(error).__name__}: "  # gdjax's own
         raise UsageError(
-            f"optimizer {spec!r} failed on a tiny problem (Rosenbrock, {TINY_STEPS} steps): "
-            f"{type(error).__name__}: {text}"
+            f"optimizer {spec!r} failed on a tiny problem (Rosenbrock, {TINY_STEPS} steps): {kind}{text}"
         ) from None
     return factory, space
 

@@ -172,6 +172,8 @@ def data_hyperparameters(
     }
     for name in sorted(values, key=lambda name: name != LEARNING_RATE):  # the learning rate first
         error = trial((LEARNING_RATE, name) if name != LEARNING_RATE else (LEARNING_RATE,))
+        if error and name == LEARNING_RATE:  # the rate is data in every sweep: the optimizer itself fails
+            raise ValueError(f"optimizer {optimizer!r} failed to build, start or step when traced: {error}")
         if error:
             raise ValueError(
                 f"{name!r} of optimizer {optimizer!r} cannot be data (a value that sets a shape or a Python "

@@ -157,7 +157,7 @@ def declarations(optimizer: str | OptimizerFactory) -> Declarations:
     from gdjax.search import SEARCH_SPACES
 
     name, factory = resolve_optimizer(optimizer)
-    if name in OPTIMIZERS:
+    if isinstance(optimizer, str) and optimizer in OPTIMIZERS:  # not a factory of yours named "adam"
         return Declarations(SEARCH_SPACES.get(name), 1, None)
     module = sys.modules.get(getattr(factory, "__module__", None) or "")
 
