@@ -167,7 +167,8 @@ def jitted_step(problem, make_optimizer, learning_rate, dtype, batch_size=None):
     its loss too, so the floor counts the work the sweep's step does.
     """
     optimizer = make_optimizer(learning_rate)
-    watched = watched_every_step(batch_size, problem.n_examples, problem.loss_takes_key)
+    evaluation_params = gdjax.declarations(make_optimizer).evaluation_params  # the model is not the iterate
+    watched = watched_every_step(batch_size, problem.n_examples, problem.loss_takes_key, evaluation_params)
     rows = slice(batch_size)
     labels = np.issubdtype(problem.y.dtype, np.integer)  # class labels stay integers, as in a sweep
     X, y = jnp.asarray(problem.X[rows], dtype), jnp.asarray(problem.y[rows], jnp.int32 if labels else dtype)

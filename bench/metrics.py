@@ -60,7 +60,10 @@ def convergence_frame(result: gdjax.SweepResult, problem: gdjax.Problem) -> pd.D
         distance = np.full(result.final_loss.shape, np.nan)
     settled = np.isfinite(result.final_loss) & (result.final_loss <= result.best_loss * SETTLED_FACTOR)
     steps = result.at_target_from.astype(np.int64)  # x examples a step: past int32 on large data
-    every_step = watched_every_step(result.batch_size, problem.n_examples, problem.loss_takes_key)
+    every_step = (
+        watched_every_step(result.batch_size, problem.n_examples, problem.loss_takes_key)
+        and not result.evaluation_point
+    )
     examples_a_step = result.batch_size or problem.n_examples
     examples = np.where(steps >= 0, steps * examples_a_step, -1)
     frame = result.to_frame(

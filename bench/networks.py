@@ -193,7 +193,7 @@ def best_rate(result: gdjax.SweepResult) -> tuple[int, bool]:
     accuracy = np.nan_to_num(result.final_metrics["validation_accuracy"].mean(axis=0), nan=-1.0)
     loss = np.nan_to_num(result.final_metrics["validation_loss"].mean(axis=0), nan=np.inf)
     best = int(np.lexsort((loss, -accuracy))[0])
-    values = [np.asarray(v) for v in result.grid.values()]
+    values = [np.asarray(v) for v in (result.grid or {"learning_rate": result.learning_rates}).values()]
     return best, any(len(np.unique(v)) > 1 and v[best] in (v.min(), v.max()) for v in values)
 
 

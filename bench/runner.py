@@ -226,7 +226,9 @@ def sweep_and_loop_rows(
     )
     n_runs = len(program.learning_rates) * len(program.seeds)
     common = dict(cost=cost, rates=rates, textbook_ns=textbook_ns)
-    every_step = watched_every_step(program.batch_size, problem.n_examples, problem.loss_takes_key)
+    every_step = watched_every_step(
+        program.batch_size, problem.n_examples, problem.loss_takes_key, program.evaluation_params
+    )
     extras = [
         "loss every step" if every_step else "parameters checked every step",
         f"loss on all data every {program.log_every}",

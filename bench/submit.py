@@ -373,6 +373,20 @@ def _point_text(rate: float, others: str) -> str:
     )
 
 
+def verdicts_table(paired: pd.DataFrame, problems=None) -> str:
+    """The verdicts as a Markdown table: a row per problem (``problems``' order), a column per baseline."""
+    from bench.report import _markdown_table
+
+    rows = []
+    for problem in problems or sorted(set(paired["problem"])):
+        cells = []
+        for baseline in BASELINES:
+            match = paired[(paired["problem"] == problem) & (paired["optimizer"] == baseline)]
+            cells.append(_ratio_text(match.iloc[0]) if len(match) else "not run")
+        rows.append([problem, *cells])
+    return _markdown_table(["problem", *(f"vs {b}" for b in BASELINES)], rows)
+
+
 def problem_rows(work: pd.DataFrame, tuned: pd.DataFrame, networks_summary: pd.DataFrame) -> pd.DataFrame:
     """Per (problem, optimizer): best point, edge flag, fresh seeds, fraction reached, work median, interval;
     the result beside it (median final loss; networks: test accuracy), and its rank by work (1: least)."""
@@ -441,14 +455,7 @@ def comparison_markdown(spec, meta, tuned, networks_summary, work, paired, image
         "## Verdicts: work to target, paired ratio (below 1: the submission needed less)",
         "",
     ]
-    verdict_rows = []
-    for problem in problems:
-        cells = []
-        for baseline in BASELINES:
-            match = paired[(paired["problem"] == problem) & (paired["optimizer"] == baseline)]
-            cells.append(_ratio_text(match.iloc[0]) if len(match) else "not run")
-        verdict_rows.append([problem, *cells])
-    lines += [_markdown_table(["problem", *(f"vs {b}" for b in BASELINES)], verdict_rows), ""]
+    lines += [verdicts_table(paired, problems), ""]
     lines += ["## Search spaces", ""]
     lines += [
         _markdown_table(

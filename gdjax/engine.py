@@ -353,6 +353,7 @@ class SweepProgram:
             dtype=self.dtype,
             batch_size=self.batch_size,
             tolerance=self.tolerance,
+            evaluation_point=self.evaluation_params is not None,
             **joined,
         )
 

@@ -105,6 +105,8 @@ class SweepResult:
     grid: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     grid_shape: tuple[int, ...] | None = None
     schedule: str = "constant"
+    # True where the optimizer declares evaluation_params: losses, metrics and params are at that point
+    evaluation_point: bool = False
 
     def at_points(self, points) -> SweepResult:
         """This result at some points only (indices along the point axis), every seed: e.g. a grid's best."""
