@@ -251,7 +251,8 @@ def _run_parser() -> argparse.ArgumentParser:
         epilog="other commands: `python -m bench check FOLDER [--against REFERENCE]` checks a results "
         "folder (against another's tables); `python -m bench compare A B` compares two results folders "
         "(speed and convergence, compare.md and compare.png); `python -m bench devices` compares this "
-        "machine's devices. `python -m bench COMMAND --help` for each.",
+        "machine's devices; `python -m bench submit module:function` benchmarks your own optimizer against "
+        "the baselines. `python -m bench COMMAND --help` for each.",
     )
     parser.add_argument(
         "--problems",

@@ -73,7 +73,24 @@ def blocks(results: Path) -> dict[str, str]:
         "theory": theory_table(table("theory.csv")),
         "columns": columns_reference(),
         "machine-columns": columns_reference(machine=True),
+        "submit-example": submit_example(results.parent / SUBMIT_EXAMPLE),
     }
+
+
+SUBMIT_EXAMPLE = "submit-signum.signum"  # docs/submit.md's worked example: python -m bench submit
+
+
+def submit_example(folder: Path) -> str:
+    """The worked example's verdicts (its paired.csv) and how long its whole run took (metadata.json)."""
+    from bench.submit import verdicts_table
+
+    metadata = read_metadata(folder)
+    return (
+        verdicts_table(_numbers(read_table(folder / "paired.csv")))
+        + f"\n\nThe whole run: {metadata['submission']['wall_s']:.0f} s on {metadata['cpu_model']} "
+        f"({metadata['cpu_count']} cores, {metadata['device_count']} {metadata['platform']} devices, "
+        f"{metadata['dtype']}), compiles included: `{metadata['command_line']}`."
+    )
 
 
 def large_grids(results: Path) -> str:

@@ -347,9 +347,6 @@ def _work_text(value: float) -> str:
 def _ratio_text(row) -> str:
     if row.verdict == "neither reached the target":
         return "neither reached"
-    if row.work_ratio_median == 0 or np.isinf(row.work_ratio_median):
-        never = "the baseline" if row.work_ratio_median == 0 else "the submission"
-        return f"**{row.verdict}**: {never} never reached the target (median seed)"
     if row.exact:
         return f"**{row.verdict}**, exact: {row.work_ratio_median:.3g}"
     interval = (
@@ -375,16 +372,24 @@ def _point_text(rate: float, others: str) -> str:
 
 def verdicts_table(paired: pd.DataFrame, problems=None) -> str:
     """The verdicts as a Markdown table: a row per problem (``problems``' order), a column per baseline."""
+    from bench.networks import NETWORKS
     from bench.report import _markdown_table
 
+    if problems is None:  # the suite's order: the toy problems, then the networks
+        order = [*PROBLEMS, *NETWORKS, *sorted(paired["problem"])]
+        problems = sorted(set(paired["problem"]), key=order.index)
     rows = []
-    for problem in problems or sorted(set(paired["problem"])):
+    for problem in problems:
         cells = []
         for baseline in BASELINES:
             match = paired[(paired["problem"] == problem) & (paired["optimizer"] == baseline)]
             cells.append(_ratio_text(match.iloc[0]) if len(match) else "not run")
         rows.append([problem, *cells])
-    return _markdown_table(["problem", *(f"vs {b}" for b in BASELINES)], rows)
+    return (
+        _markdown_table(["problem", *(f"vs {b}" for b in BASELINES)], rows)
+        + "\n\nA cell: the verdict, the median paired ratio and its 95% interval (a ratio of 0: the baseline"
+        " never reached the target on that seed, inf: the submission never did, 1: neither did)."
+    )
 
 
 def problem_rows(work: pd.DataFrame, tuned: pd.DataFrame, networks_summary: pd.DataFrame) -> pd.DataFrame:

@@ -239,3 +239,15 @@ def test_submit_writes_the_comparison_with_the_budget_counted_and_adam_copy_the_
     assert "## Verdicts" in page
     assert "![profile-examples.png](profile-examples.png)" in page
     assert (folder / "profile-examples.png").is_file()
+
+
+@pytest.mark.slow  # 30 s measured on 2 busy cores
+def test_a_run_of_your_own_takes_module_function_and_its_declared_rates(tmp_path):
+    argv = ["--problems", "rosenbrock", "--optimizers", f"adam,{ADAM_COPY}", "--steps", "300", "--seeds", "0"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    (folder,) = tmp_path.iterdir()
+    convergence = read_table(folder / "convergence.csv")
+    mine = convergence[convergence["optimizer"] == ADAM_COPY]
+    _, low, high = SEARCH_SPACES["adam"]["learning_rate"]
+    assert mine["learning_rate"].min() == pytest.approx(low)
+    assert mine["learning_rate"].max() == pytest.approx(high)
