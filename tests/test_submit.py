@@ -220,7 +220,7 @@ def test_module_function_names_an_optimizer_in_the_library_and_gives_the_registe
     np.testing.assert_array_equal(mine.loss_curve, adam.loss_curve)
 
 
-@pytest.mark.slow  # 60 s measured on 2 busy cores
+@pytest.mark.slow  # 95 s measured on 2 busy cores
 def test_submit_writes_the_comparison_with_the_budget_counted_and_adam_copy_the_same_as_adam(tmp_path):
     assert main(["submit", ADAM_COPY, "--quick", "--out", str(tmp_path)]) == 0
     folder = tmp_path / "submit-adam_copy.make_opt-quick"
@@ -241,7 +241,7 @@ def test_submit_writes_the_comparison_with_the_budget_counted_and_adam_copy_the_
     assert (folder / "profile-examples.png").is_file()
 
 
-@pytest.mark.slow  # 30 s measured on 2 busy cores
+@pytest.mark.slow  # 8 s measured on 2 busy cores
 def test_a_run_of_your_own_takes_module_function_and_its_declared_rates(tmp_path):
     argv = ["--problems", "rosenbrock", "--optimizers", f"adam,{ADAM_COPY}", "--steps", "300", "--seeds", "0"]
     assert main([*argv, "--out", str(tmp_path)]) == 0
