@@ -24,7 +24,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 import gdjax
 from bench.timing import wall_times
-from gdjax.step import watched_every_step
+from gdjax.step import optimizer_for_run, watched_every_step
 
 
 def may_diverge():
@@ -166,7 +166,9 @@ def jitted_step(problem, make_optimizer, learning_rate, dtype, batch_size=None):
     watches the loss every step (``watched_every_step``), the step returns
     its loss too, so the floor counts the work the sweep's step does.
     """
-    optimizer = make_optimizer(learning_rate)
+    # as a sweep builds it: a stochastic optimizer gets a key of its own (run 0's)
+    optimizer = optimizer_for_run(make_optimizer, {"learning_rate": learning_rate}, jax.random.PRNGKey(0))
+    extra_args = isinstance(optimizer, optax.GradientTransformationExtraArgs)  # line searches, L-BFGS
     evaluation_params = gdjax.declarations(make_optimizer).evaluation_params  # the model is not the iterate
     watched = watched_every_step(batch_size, problem.n_examples, problem.loss_takes_key, evaluation_params)
     rows = slice(batch_size)
@@ -176,8 +178,12 @@ def jitted_step(problem, make_optimizer, learning_rate, dtype, batch_size=None):
 
     @jax.jit
     def step(params, opt_state, X, y):
-        value, grads = jax.value_and_grad(problem.loss)(params, X, y)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
+        def batch_loss(params):
+            return problem.loss(params, X, y)
+
+        value, grads = jax.value_and_grad(batch_loss)(params)
+        given = dict(value=value, grad=grads, value_fn=batch_loss) if extra_args else {}
+        updates, opt_state = optimizer.update(grads, opt_state, params, **given)
         return optax.apply_updates(params, updates), opt_state, *((value,) if watched else ())
 
     return step, (params, optimizer.init(params), X, y)

@@ -299,6 +299,8 @@ def run_cell(cell: NetworkCell, problem: gdjax.Problem, *, dtype: str, repeats: 
             "seed": np.asarray(cell.fresh_seeds),
             "steps_to_target": stay,
             "examples_to_target": np.where(reached, stay * examples_a_step, -1),
+            "target_resolution": cell.log_every,
+            "examples_a_step": examples_a_step,
             "test_accuracy": fresh_result.final_metrics["test_accuracy"][:, 0],
         }
     )

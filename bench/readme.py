@@ -77,7 +77,9 @@ def blocks(results: Path) -> dict[str, str]:
     }
 
 
-SUBMIT_EXAMPLE = "submit-signum.signum"  # docs/submit.md's worked example: python -m bench submit
+SUBMIT_EXAMPLE = (
+    "submit-docs.examples.signum.signum"  # docs/submit.md's worked example: python -m bench submit
+)
 
 
 def submit_example(folder: Path) -> str:

@@ -17,12 +17,15 @@ The protocol, the same for the submission and for gd, sgd, momentum and adam:
 3. **Compare**, per problem and baseline, the work to target on each shared
    fresh seed: examples seen times gradient evaluations a step (a SAM-like
    optimizer declares 2), infinite where the seed never reached the target
-   or diverged. The paired ratio (submission / baseline) per seed, its
-   median and the distribution-free interval of the median
-   (``bench.metrics.median_interval``): **faster** where the whole interval
-   is below 1, **slower** where above, else **within noise**. Where both
-   are deterministic the one ratio is exact. A seed neither reached counts
-   as a tie (ratio 1). Equal work on every pair is **the same**.
+   or diverged. Seeds neither optimizer brought to the target are left out
+   (and counted), as a sign test leaves out ties. The paired ratio
+   (submission / baseline) per seed, its median and the distribution-free
+   interval of the median (``bench.metrics.median_interval``): **faster**
+   where the whole interval is below 1, **slower** where above, else
+   **within noise** (inconclusive). Where both are deterministic the one
+   ratio decides: exact where both were observed every step, else a
+   difference within the coarser observation interval is **within
+   resolution**. Equal work on every pair is **the same**.
 
 The networks run the minibatch optimizers (no gd: a full-batch step an
 epoch is far from any target in the default run's epochs). Every optimizer
@@ -41,7 +44,7 @@ import pandas as pd
 
 import gdjax
 from bench.cli import DEFAULT_OUT, UsageError, _check_writable, _device, _metadata, _Parser, _plan
-from bench.suites import LOG_EVERY, LOG_EVERY_OF, PROBLEMS, QUICK_STEPS, SEEDS, TEXTBOOK_STEPS, Cell
+from bench.suites import PROBLEMS, Cell, build_suite
 from gdjax.optimizers import declarations, resolve_optimizer
 from gdjax.search import DEFAULT_SEARCH_SEED, check_search_space, draw_points
 
@@ -54,14 +57,17 @@ NETWORK_OPTIMIZERS_LEFT_OUT = ("gd",)
 TINY_STEPS = 3
 
 
-def load_submission(spec: str) -> tuple[object, dict]:
+def load_submission(spec: str, dtype: str = "float32") -> tuple[object, dict]:
     """(factory, checked search space) of ``module:function``; UsageError naming what is wrong.
 
     The factory is tried on a tiny problem (Rosenbrock, TINY_STEPS steps, two
     points of its space) before any work: it must return an
     ``optax.GradientTransformation`` and step with every hyperparameter as data.
     """
+    import jax
     import optax
+
+    from gdjax.step import optimizer_for_run
 
     if ":" not in spec or spec.startswith("optax:"):
         raise UsageError(f"give your optimizer as module:function (e.g. my_optimizer:make_opt); got {spec!r}")
@@ -81,9 +87,8 @@ def load_submission(spec: str) -> tuple[object, dict]:
         space = check_search_space(declared.search_space, factory, spec)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    point = draw_points(space, 1)[0]
-    try:
-        made = factory(point.pop("learning_rate"), **point)
+    try:  # as a run builds it: a stochastic optimizer gets a key of its own
+        made = optimizer_for_run(factory, draw_points(space, 1)[0], jax.random.PRNGKey(0))
     except Exception as error:
         raise UsageError(
             f"optimizer {spec!r}: {function}(...) failed: {type(error).__name__}: {error}"
@@ -95,7 +100,13 @@ def load_submission(spec: str) -> tuple[object, dict]:
         )
     try:
         gdjax.sweep(
-            gdjax.rosenbrock(), spec, points=draw_points(space, 2), steps=TINY_STEPS, seeds=[0], log_every=1
+            gdjax.rosenbrock(),
+            spec,
+            points=draw_points(space, 2),
+            steps=TINY_STEPS,
+            seeds=[0],
+            log_every=1,
+            dtype=dtype,
         )
     except Exception as error:
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
@@ -107,8 +118,7 @@ def load_submission(spec: str) -> tuple[object, dict]:
 
 
 def _folder_name(spec: str, profile: str, dtype: str) -> str:
-    module, _, function = spec.partition(":")
-    name = re.sub(r"[^A-Za-z0-9_.-]", "-", f"{module.rsplit('.', 1)[-1]}.{function}")
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", spec.replace(":", "."))  # the whole name: no two collide
     return "-".join(
         [
             "submit",
@@ -120,99 +130,121 @@ def _folder_name(spec: str, profile: str, dtype: str) -> str:
 
 
 def _cells(optimizers, spaces, problems, profile: str) -> list[Cell]:
+    """The suite's cells (its steps, seeds and logging) with each optimizer's drawn points for rates."""
     cells = []
-    for problem in problems:
-        steps = (QUICK_STEPS if profile == "quick" else TEXTBOOK_STEPS)[problem]
-        for optimizer in optimizers:
-            points = draw_points(spaces[optimizer], N_POINTS[profile])
-            cells.append(
-                Cell(
-                    problem,
-                    optimizer,
-                    np.array([point["learning_rate"] for point in points]),
-                    SEEDS[profile],
-                    steps,
-                    min(LOG_EVERY_OF.get(problem, LOG_EVERY), steps),
-                    points=tuple(tuple(point.items()) for point in points),
-                )
-            )
+    for cell in build_suite(list(problems), optimizers, quick=profile == "quick", learning_rates=[1.0]):
+        points = draw_points(spaces[cell.optimizer], N_POINTS[profile])
+        rates = np.array([point["learning_rate"] for point in points])
+        cells.append(cell._replace(learning_rates=rates, points=tuple(tuple(p.items()) for p in points)))
     return cells
 
 
 def per_seed_work(fresh: pd.DataFrame, gradients_per_step: dict[str, int]) -> pd.DataFrame:
-    """(problem, optimizer, seed, work): examples to target x gradient evaluations a step; inf: not reached.
+    """work.csv: a row per (problem, optimizer, fresh seed): the work to target and its resolution.
 
-    ``fresh``: rows per fresh seed with ``examples_to_target`` (-1: never) and, for
-    the toy problems, ``diverged_at`` and ``steps_to_target`` (reached: stayed at the target, never diverged).
+    ``fresh``: the fresh seeds' rows (``bench.tuned``'s and ``bench.networks``'):
+    ``steps_to_target`` (-1: never), ``examples_to_target``, ``target_resolution``
+    (steps between observations), ``examples_a_step``, and for the toy
+    problems ``diverged_at`` (reached: stayed at the target, never diverged).
+    Work: examples seen x the optimizer's gradient evaluations a step, inf
+    where not reached; resolution: the work between two observations.
     """
-    examples = fresh["examples_to_target"].astype(float)
-    reached = examples >= 0
-    if "diverged_at" in fresh:
-        reached &= fresh["diverged_at"].fillna(-1) < 0
+    from bench.metrics import reached
+
+    # the networks' rows have no divergence column (NaN beside the toy problems'): never diverged
+    stayed = reached(fresh.assign(diverged_at=fresh.get("diverged_at", -1)).fillna({"diverged_at": -1}))
     factor = fresh["optimizer"].map(gradients_per_step).fillna(1).astype(float)
-    work = np.where(reached, examples * factor, np.inf)
     return pd.DataFrame(
-        {"problem": fresh["problem"], "optimizer": fresh["optimizer"], "seed": fresh["seed"], "work": work}
+        {
+            "problem": fresh["problem"],
+            "optimizer": fresh["optimizer"],
+            "seed": fresh["seed"],
+            "work": np.where(stayed, fresh["examples_to_target"].astype(float) * factor, np.inf),
+            "target_resolution": fresh["target_resolution"],
+            "resolution": fresh["target_resolution"] * fresh["examples_a_step"] * factor,
+        }
     )
 
 
 def _ratios(new: np.ndarray, base: np.ndarray) -> np.ndarray:
-    """Paired ratios new / base; both never at the target: 1 (a tie); only the baseline: 0; only new: inf."""
+    """Paired ratios new / base: equal work 1 (0 and 0 too); only the baseline never at the target 0,
+    only new inf."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = new / base
-    ratio = np.where(np.isinf(new) & np.isinf(base), 1.0, ratio)
+        ratio = np.where(new == base, 1.0, new / base)
     return np.where(np.isfinite(new) & np.isinf(base), 0.0, ratio)
+
+
+def _pair(new: pd.DataFrame, base: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of each side on the shared fresh seeds; a side with one run (its seeds change nothing)
+    is paired with every seed of the other."""
+    if len(new) == 1 and len(base) > 1:
+        return new.iloc[np.zeros(len(base), int)], base
+    if len(base) == 1 and len(new) > 1:
+        return new, base.iloc[np.zeros(len(new), int)]
+    seeds = new.index.intersection(base.index)
+    return new.loc[seeds], base.loc[seeds]
 
 
 def paired_verdicts(work: pd.DataFrame, submitted: str, baselines) -> pd.DataFrame:
     """paired.csv: per problem and baseline, the paired ratio of the work to target over shared fresh seeds.
 
-    A side with one run (its seeds change nothing) is paired with each of the
-    other's seeds; where both have one, the ratio is exact.
+    Seeds neither optimizer brought to the target tell nothing about which is
+    faster: they are counted (``n_neither``) and left out of the ratio, as a
+    sign test leaves out ties. Where both have one run, the one ratio is the
+    comparison (exact where both were observed every step; a difference
+    within the coarser observation interval is "within resolution").
     """
     from bench.metrics import median_interval
 
     rows = []
     for problem, runs in work.groupby("problem", sort=True):
-        new = runs[runs["optimizer"] == submitted].set_index("seed")["work"]
+        by_seed = {name: frame.set_index("seed") for name, frame in runs.groupby("optimizer")}
         for baseline in baselines:
-            base = runs[runs["optimizer"] == baseline].set_index("seed")["work"]
-            if new.empty or base.empty:
+            if submitted not in by_seed or baseline not in by_seed:
                 continue
-            exact = len(new) == 1 and len(base) == 1
-            if len(new) == 1 or len(base) == 1:
-                seeds = base.index if len(new) == 1 else new.index
-                pair_new = np.broadcast_to(new.to_numpy(), len(seeds)) if len(new) == 1 else new.to_numpy()
-                pair_base = (
-                    np.broadcast_to(base.to_numpy(), len(seeds)) if len(base) == 1 else base.to_numpy()
-                )
-            else:
-                seeds = new.index.intersection(base.index)
-                pair_new, pair_base = new[seeds].to_numpy(), base[seeds].to_numpy()
+            new, base = _pair(by_seed[submitted], by_seed[baseline])
+            if new.empty:
+                continue  # no shared fresh seeds
+            deterministic = len(by_seed[submitted]) == 1 and len(by_seed[baseline]) == 1
+            neither = np.isinf(new["work"].to_numpy()) & np.isinf(base["work"].to_numpy())
+            pair_new, pair_base = new["work"].to_numpy()[~neither], base["work"].to_numpy()[~neither]
             ratio = _ratios(pair_new, pair_base)
-            if exact:
+            exact = (
+                deterministic
+                and bool((new["target_resolution"] == 1).all())
+                and bool((base["target_resolution"] == 1).all())
+            )
+            median = low = high = np.nan
+            if not len(ratio):
+                verdict = "neither reached the target"
+            elif deterministic:
                 median = low = high = float(ratio[0])
+                coarse = float(max(new["resolution"].iloc[0], base["resolution"].iloc[0]))
+                if (
+                    not exact
+                    and np.isfinite(pair_new[0] + pair_base[0])
+                    and abs(pair_new - pair_base)[0] < coarse
+                ):
+                    verdict = "within resolution"
+                else:
+                    verdict = "faster" if median < 1 else "slower" if median > 1 else "the same"
             else:
                 median, low, high = median_interval(ratio)
-            neither = bool(np.all(np.isinf(pair_new) & np.isinf(pair_base)))
-            if neither:
-                verdict = "neither reached the target"
-            elif np.array_equal(pair_new, pair_base):
-                verdict = "the same"  # on every seed
-            elif exact:
-                verdict = "faster" if median < 1 else "slower" if median > 1 else "the same"
-            elif np.isnan(low):
-                verdict = "too few seeds to say"
-            else:
-                verdict = "faster" if high < 1 else "slower" if low > 1 else "within noise"
+                if np.array_equal(pair_new, pair_base):
+                    verdict = "the same"  # on every seed
+                elif np.isnan(low):
+                    verdict = "too few seeds to say"
+                else:
+                    verdict = "faster" if high < 1 else "slower" if low > 1 else "within noise"
             rows.append(
                 {
                     "problem": problem,
                     "optimizer": baseline,
-                    "n_pairs": 1 if exact else len(ratio),
+                    "n_pairs": len(ratio),
+                    "n_neither": int(neither.sum()),
                     "exact": exact,
-                    "submitted_work_median": float(np.median(pair_new)),
-                    "baseline_work_median": float(np.median(pair_base)),
+                    "submitted_work_median": float(np.median(new["work"])),
+                    "baseline_work_median": float(np.median(base["work"])),
                     "work_ratio_median": median,
                     "work_ratio_ci_low": low,
                     "work_ratio_ci_high": high,
@@ -245,7 +277,7 @@ def submit_command(argv: list[str]) -> int:
     profile = "quick" if args.quick else "default"
     folder = args.out / _folder_name(args.optimizer, profile, args.dtype)
     _check_writable(args.out, folder)
-    _, space = load_submission(args.optimizer)
+    _, space = load_submission(args.optimizer, args.dtype)
     optimizers = [*BASELINES, args.optimizer]
     spaces = {name: check_search_space(declarations(name).search_space) for name in BASELINES}
     spaces[args.optimizer] = space
@@ -265,7 +297,7 @@ def _run(args, folder, optimizers, spaces, per_step, problems, cells, device, st
 
     from bench.baselines import FloorRates
     from bench.networks import NETWORK_REPEATS, run_networks
-    from bench.profiles import performance_profiles, profile_plots
+    from bench.profiles import profile_plots
     from bench.progress import Progress
     from bench.runner import run_suite
     from bench.tables import NETWORK_TABLES, RUN_TABLES, recover_folder, table_csv, write_folder
@@ -295,8 +327,9 @@ def _run(args, folder, optimizers, spaces, per_step, problems, cells, device, st
     progress("writing", f"tables, comparison.md and plots into {folder}/")
     work = per_seed_work(pd.concat([tables.fresh, networks.fresh], ignore_index=True), per_step)
     paired = paired_verdicts(work, args.optimizer, BASELINES)
-    profiles = performance_profiles(tables.tuned, networks.summary, optimizers=optimizers)
-    images = profile_plots(profiles[profiles["quantity"] == "examples"])
+    profiles = work_profiles(work, optimizers)
+    images = profile_plots(profiles)
+    budget = tuning_budget(pd.concat([tables.convergence, networks.convergence], ignore_index=True))
     served = gdjax.compile_cache.compile_cache_served()
     compile_cache = None if cache_folder is None else {"folder": str(cache_folder), **served}
     tables = tables._replace(timing=pd.concat([tables.timing, networks.timing], ignore_index=True))
@@ -327,10 +360,11 @@ def _run(args, folder, optimizers, spaces, per_step, problems, cells, device, st
     files.update(
         {name: table_csv(name, frame).encode() for name, frame in zip(NETWORK_TABLES, frames, strict=True)}
     )
+    files["work.csv"] = table_csv("work.csv", work).encode()
     files["paired.csv"] = table_csv("paired.csv", paired).encode()
     files["profiles.csv"] = table_csv("profiles.csv", profiles).encode()
     files["comparison.md"] = comparison_markdown(
-        args.optimizer, meta, tables.tuned, networks.summary, work, paired, sorted(images)
+        args.optimizer, meta, tables.tuned, networks.summary, work, paired, budget, sorted(images)
     ).encode()
     files["metadata.json"] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
     files.update(images)
@@ -338,6 +372,29 @@ def _run(args, folder, optimizers, spaces, per_step, problems, cells, device, st
     progress("done", f"wrote {len(files)} files into {folder}/ in {meta['submission']['wall_s']:.0f} s")
     print(f"{folder / 'comparison.md'}")
     return 0
+
+
+def work_profiles(work: pd.DataFrame, optimizers) -> pd.DataFrame:
+    """profiles.csv: the performance profile (``bench.profiles``) of the median work to target in work.csv
+    (examples x gradient evaluations a step), over the problems every optimizer ran."""
+    from bench.profiles import performance_profiles
+
+    medians = work.groupby(["problem", "optimizer"], sort=False)["work"].median().reset_index()
+    as_tuned = medians.assign(
+        examples_to_target_median=medians["work"],
+        steps_to_target_median=np.nan,
+        seconds_to_target_median=np.nan,
+    )
+    profiles = performance_profiles(as_tuned, optimizers=optimizers)
+    return profiles[profiles["quantity"] == "examples"].reset_index(drop=True)
+
+
+def tuning_budget(convergence: pd.DataFrame) -> pd.DataFrame:
+    """(problem, optimizer, points, seeds) counted in the tuning runs (convergence.csv, networks.csv)."""
+    counted = convergence.groupby(["problem", "optimizer"], sort=False).agg(
+        runs=("seed", "size"), seeds=("seed", "nunique")
+    )
+    return counted.assign(points=counted["runs"] // counted["seeds"]).reset_index()
 
 
 def _work_text(value: float) -> str:
@@ -362,12 +419,9 @@ def _space_text(space: dict) -> str:
 
 
 def _point_text(rate: float, others: str) -> str:
-    return ", ".join(
-        [
-            f"lr {rate:.3g}",
-            *(f"{k} {float(v):.3g}" for k, v in (i.split("=") for i in others.split(";") if i)),
-        ]
-    )
+    from bench.metrics import parse_point
+
+    return ", ".join([f"lr {rate:.3g}", *(f"{k} {v:.3g}" for k, v in parse_point(others).items())])
 
 
 def verdicts_table(paired: pd.DataFrame, problems=None) -> str:
@@ -387,8 +441,11 @@ def verdicts_table(paired: pd.DataFrame, problems=None) -> str:
         rows.append([problem, *cells])
     return (
         _markdown_table(["problem", *(f"vs {b}" for b in BASELINES)], rows)
-        + "\n\nA cell: the verdict, the median paired ratio and its 95% interval (a ratio of 0: the baseline"
-        " never reached the target on that seed, inf: the submission never did, 1: neither did)."
+        + "\n\nA cell: the verdict, then the median over the fresh seeds of the paired ratio (your work /"
+        " the baseline's on the same seed) and its 95% interval; a ratio of 0 means only the baseline never"
+        " reached the target on that seed, inf only yours. Seeds neither reached are left out (`paired.csv`"
+        " counts them). Within noise means inconclusive at these seeds, not equal. About 23 verdicts at 95%"
+        " each, uncorrected for their number: one of them may be wrong by chance."
     )
 
 
@@ -403,29 +460,29 @@ def problem_rows(work: pd.DataFrame, tuned: pd.DataFrame, networks_summary: pd.D
         toy = tuned[(tuned["problem"] == problem) & (tuned["optimizer"] == optimizer)]
         if len(toy):
             best = toy.iloc[0]
-            point, edge = _point_text(best["learning_rate"], best["hyperparameters"]), best["best_on_edge"]
-            result, secondary = f"loss {best['final_loss_median']:.4g}", best["final_loss_median"]
+            point, on_edge = _point_text(best["learning_rate"], best["hyperparameters"]), best["best_on_edge"]
+            result, tie_break = f"loss {best['final_loss_median']:.4g}", best["final_loss_median"]
         else:
             best = networks_summary[
                 (networks_summary["problem"] == problem) & (networks_summary["optimizer"] == optimizer)
             ].iloc[0]
             point = _point_text(best["best_learning_rate"], best["best_hyperparameters"])
-            edge = best["best_on_edge"]
+            on_edge = best["best_on_edge"]
             result = f"test accuracy {best['test_accuracy_mean']:.3f} ± {best['test_accuracy_std']:.3f}"
-            secondary = -best["test_accuracy_mean"]
+            tie_break = -best["test_accuracy_mean"]
         rows.append(
             {
                 "problem": problem,
                 "optimizer": optimizer,
-                "best point": point,
-                "on edge": bool(edge),
-                "fresh seeds": len(runs),
+                "best_point": point,
+                "on_edge": bool(on_edge),
+                "fresh_seeds": len(runs),
                 "reached": float(np.isfinite(runs["work"]).mean()),
                 "work": median,
                 "low": low,
                 "high": high,
                 "result": result,
-                "key": (median, secondary),
+                "key": (median, tie_break),
             }
         )
     frame = pd.DataFrame(rows)
@@ -436,8 +493,9 @@ def problem_rows(work: pd.DataFrame, tuned: pd.DataFrame, networks_summary: pd.D
     return frame.drop(columns="key")
 
 
-def comparison_markdown(spec, meta, tuned, networks_summary, work, paired, images) -> str:
-    """comparison.md: the verdicts, the search spaces, each problem's ranking, the profile and the run."""
+def comparison_markdown(spec, meta, tuned, networks_summary, work, paired, budget, images) -> str:
+    """comparison.md: the verdicts, the search spaces and the budget counted, each problem's ranking, the
+    profile and the run."""
     from bench.report import _markdown_table
 
     submission = meta["submission"]
@@ -446,32 +504,40 @@ def comparison_markdown(spec, meta, tuned, networks_summary, work, paired, image
     lines = [
         f"# {spec} against {', '.join(BASELINES)}",
         "",
-        f"Every optimizer was tuned over its own search space with the same budget: "
-        f"{submission['points_per_problem']} points a problem ({submission['points_per_network']} on the "
-        f"networks), a Latin hypercube drawn from seed {submission['search_seed']}, on the tuning seeds "
-        f"{', '.join(map(str, meta['seeds']))}; each best point was rerun on the same fresh seeds for every "
-        "optimizer (n = 1 where seeds change nothing). Work to target: examples seen x gradient "
-        "evaluations a step; never: the median seed did not stay at the target or diverged. The verdict "
-        "comes from the "
-        "paired ratio (submission / baseline) on each fresh seed: its median and 95% distribution-free "
-        "interval; faster or slower only where the whole interval is on one side of 1. "
-        "Protocol: `bench/submit.py`; columns: `docs/results-format.md`.",
+        "Every optimizer was tuned over its own search space with the same budget: on each problem the same "
+        "number of points (counted below), a Latin hypercube drawn from seed "
+        f"{submission['search_seed']} whatever the optimizer, on the suite's tuning seeds (one where an "
+        "optimizer's seeds change nothing); each best point was rerun on the same fresh seeds for every "
+        "optimizer (n = 1 where seeds change nothing). Work to target: examples seen x gradient evaluations "
+        "a step, until the start of the final stay at the target; never: the seed did not stay at the "
+        "target, or diverged. Protocol: `bench/submit.py`; columns: `docs/results-format.md`; every seed's "
+        "work: `work.csv`.",
         "",
-        "## Verdicts: work to target, paired ratio (below 1: the submission needed less)",
+        "## Verdicts: work to target, paired by fresh seed",
+        "",
+        verdicts_table(paired, problems),
+        "",
+        "## Search spaces and the budget (tuning points x seeds, counted in the tuning tables)",
         "",
     ]
-    lines += [verdicts_table(paired, problems), ""]
-    lines += ["## Search spaces", ""]
-    lines += [
-        _markdown_table(
-            ["optimizer", "space", "gradient evaluations a step"],
-            [[name, _space_text(space), str(submission["gradients_per_step"][name])]
-             for name, space in submission["search_spaces"].items()],
-        ),
-        "",
-        "## Per problem (rank 1: least work to target; ties by final loss or test accuracy)",
-        "",
-    ]  # fmt: skip
+    counted = budget.set_index(["optimizer", "problem"])
+    body = [
+        [
+            name,
+            _space_text(space),
+            str(submission["gradients_per_step"][name]),
+            *(
+                f"{counted.loc[(name, problem), 'points']} x {counted.loc[(name, problem), 'seeds']}"
+                if (name, problem) in counted.index
+                else "not run"
+                for problem in problems
+            ),
+        ]
+        for name, space in submission["search_spaces"].items()
+    ]
+    header = ["optimizer", "space", "gradient evaluations a step", *problems]
+    lines += [_markdown_table(header, body), ""]
+    lines += ["## Per problem (rank 1: least median work to target; ties by final loss or test accuracy)", ""]
     for problem in problems:
         table = rows[rows["problem"] == problem].sort_values("rank", kind="stable")
         lines += [f"### {problem}", ""]
@@ -479,8 +545,8 @@ def comparison_markdown(spec, meta, tuned, networks_summary, work, paired, image
             [
                 str(row.rank),
                 f"**{row.optimizer}**" if row.optimizer == spec else row.optimizer,
-                row._3 + (" (edge)" if row._4 else ""),
-                str(row._5),
+                row.best_point + (" (edge)" if row.on_edge else ""),
+                str(row.fresh_seeds),
                 f"{row.reached:.0%}",
                 _work_text(row.work)
                 + ("" if np.isnan(row.low) else f" [{_work_text(row.low)}, {_work_text(row.high)}]"),
@@ -498,9 +564,10 @@ def comparison_markdown(spec, meta, tuned, networks_summary, work, paired, image
             "result",
         ]
         lines += [_markdown_table(header, body), ""]
-    lines += ["## Performance profile", ""]
-    lines += [f"![{name}]({name})" for name in images]
     lines += [
+        "## Performance profile (median work to target, over the problems every optimizer ran)",
+        "",
+        *(f"![{name}]({name})" for name in images),
         "",
         "## The run",
         "",

@@ -142,7 +142,8 @@ SCHEMA: dict[str, dict[str, str]] = {
         "tuneable_lr_low": "lowest rate of the contiguous grid range around the best within 2x of its "
         "result (median steps to target if every seed reached it, else median final loss)",
         "tuneable_lr_high": "highest rate of that range",
-        "tuneability_decades": "log10(tuneable_lr_high / tuneable_lr_low): wider is easier to tune",
+        "tuneability_decades": "log10(tuneable_lr_high / tuneable_lr_low): wider is easier to tune; the "
+        "three are NaN where no other rate shares the best point's other hyperparameters (random points)",
     },
 }
 # The tables of one run's results folder (python -m bench).
@@ -290,25 +291,38 @@ SCHEMA["profiles.csv"] = {
 }
 # Performance profiles of a run (bench.profiles), from its tuned.csv and networks-summary.csv.
 PROFILE_TABLES = ("profiles.csv",)
+SCHEMA["work.csv"] = {
+    "problem": "problem name",
+    "optimizer": "optimizer name",
+    "seed": "fresh seed; one row where the optimizer's seeds change nothing on the problem (n = 1)",
+    "work": "work to target on this seed: examples seen x gradient evaluations a step, until the start of "
+    "the final stay at the target (inf: never reached, or diverged)",
+    "target_resolution": "steps between observations of the target (1: every step, exact)",
+    "resolution": "the work between two observations: target_resolution x examples a step x gradient "
+    "evaluations a step",
+}
 SCHEMA["paired.csv"] = {
     "problem": "problem name",
     "optimizer": "the baseline the submission is compared with",
-    "n_pairs": "fresh seeds paired (a side whose seeds change nothing has one run, paired with each of the "
-    "other's); 1 where both are deterministic: an exact comparison",
-    "exact": "both deterministic (n = 1 each): the ratio is exact, no interval",
-    "submitted_work_median": "the submission's median work to target over the pairs: examples seen x "
-    "gradient evaluations a step (inf: never reached, or diverged)",
+    "n_pairs": "fresh seeds compared: shared by both (a side whose seeds change nothing has one run, paired "
+    "with each of the other's), leaving out those neither brought to the target; 1 where both are "
+    "deterministic",
+    "n_neither": "fresh seeds neither brought to the target (left out: they say nothing of which is faster)",
+    "exact": "both deterministic and observed every step: the one ratio is exact",
+    "submitted_work_median": "the submission's median work to target over the shared seeds (work.csv; inf: "
+    "the median seed never reached the target)",
     "baseline_work_median": "the baseline's, the same",
     "work_ratio_median": "median over the pairs of submitted / baseline work on the same seed (below 1: the "
-    "submission needed less; a seed neither reached counts 1, only the baseline 0, only the submission inf)",
+    "submission needed less; only the baseline never at the target: 0, only the submission: inf)",
     "work_ratio_ci_low": "95% order-statistic interval of that median (distribution-free), low end; the "
-    "ratio itself where exact; empty below 6 pairs",
+    "ratio itself where both are deterministic; empty below 6 pairs",
     "work_ratio_ci_high": "high end",
-    "verdict": "faster (the interval below 1), slower (above 1), within noise; exact: faster, slower or the "
-    "same; the same (equal work on every pair); or neither reached the target",
+    "verdict": "faster (the interval below 1), slower (above 1), within noise (inconclusive at these seeds); "
+    "deterministic: faster, slower, the same, or within resolution (closer than the coarser observation "
+    "interval); the same (equal work on every pair); too few seeds to say; neither reached the target",
 }
 # The submission workflow's comparison (bench.submit).
-SUBMIT_TABLES = ("paired.csv",)
+SUBMIT_TABLES = ("work.csv", "paired.csv")
 _DEVICE_COLUMNS = {
     "machine": "the machine measured: CPU model and core count",
     "device": "device tag: cpu, or platform and kind (e.g. gpu-nvidia-h200)",
@@ -358,6 +372,7 @@ SORT_KEYS = {
     "theory.csv": ["problem", "optimizer"],
     "profiles.csv": ["quantity", "optimizer", "tau"],
     "paired.csv": ["problem", "optimizer"],
+    "work.csv": ["problem", "optimizer", "seed"],
     "devices.csv": ["machine", "problem", "optimizer", "device", "device_count"],
     "scaling.csv": [
         "machine",
@@ -393,6 +408,7 @@ INTEGER_COLUMNS = {
     "tuning_seeds",
     "n_fresh_seeds",
     "n_pairs",
+    "n_neither",
 }
 TEXT_COLUMNS = {
     "problem", "optimizer", "implementation", "dtype", "machine", "device", "series", "axis", "quantity",

@@ -15,7 +15,8 @@ positive and skewed, where a Student-t interval of the mean can go below
 zero. Tuneability, from the grid: the contiguous range of rates around the
 best whose result is within TUNEABILITY_FACTOR of the best's (steps to
 target where every seed reached it, else median final loss), and its width
-in decades.
+in decades (NaN where the best point shares its other hyperparameters with no
+other rate: random points drawn over several of them).
 """
 
 from __future__ import annotations
@@ -102,20 +103,26 @@ def tuned_table(
             dtype=dtype,
             devices=devices,
         )
-        fresh = convergence_frame(result, problem).assign(problem=row.problem, optimizer=row.optimizer)
+        examples_a_step = result.batch_size or problem.n_examples
+        fresh = convergence_frame(result, problem).assign(
+            problem=row.problem, optimizer=row.optimizer, examples_a_step=examples_a_step
+        )
         if per_seed is not None:
             per_seed.append(fresh)
         stayed = reached(fresh)
         diverged = fresh["diverged_at"] >= 0
         loss = median_interval(final_or_inf(fresh))
         steps = median_interval(np.where(stayed, fresh["steps_to_target"], np.inf))
-        examples_a_step = result.batch_size or problem.n_examples
         grid = convergence[  # the rates at the best point's other hyperparameters
             (convergence["problem"] == row.problem)
             & (convergence["optimizer"] == row.optimizer)
             & (convergence["hyperparameters"] == row.best_hyperparameters)
         ]
-        low, high = tuneable_range(grid, row.best_learning_rate, problem.facts.minimum_loss)
+        low, high = (  # drawn points (bench.submit) have no rates beside the best at its other values
+            tuneable_range(grid, row.best_learning_rate, problem.facts.minimum_loss)
+            if grid["learning_rate"].nunique() > 1
+            else (np.nan, np.nan)
+        )
         rows.append(
             {
                 "problem": row.problem,

@@ -150,16 +150,23 @@ def declarations(optimizer: str | OptimizerFactory) -> Declarations:
     A factory declares on itself (attributes ``search_space``,
     ``gradients_per_step``, ``evaluation_params``) or, for any it does not,
     in its module (``SEARCH_SPACE``, ``GRADIENTS_PER_STEP``,
-    ``EVALUATION_PARAMS``). ``evaluation_params(opt_state, params)`` is for
-    optimizers whose model is not their iterate (schedule-free, averaging,
-    lookahead: e.g. ``optax.contrib.schedule_free_eval_params``).
+    ``EVALUATION_PARAMS``): the module a ``"module:function"`` names, else
+    the factory's own. A module's constants declare for every factory in it.
+    ``evaluation_params(opt_state, params)`` is for optimizers whose model is
+    not their iterate (schedule-free, averaging: e.g.
+    ``optax.contrib.schedule_free_eval_params``).
     """
     from gdjax.search import SEARCH_SPACES
 
     name, factory = resolve_optimizer(optimizer)
     if isinstance(optimizer, str) and optimizer in OPTIMIZERS:  # not a factory of yours named "adam"
         return Declarations(SEARCH_SPACES.get(name), 1, None)
-    module = sys.modules.get(getattr(factory, "__module__", None) or "")
+    if isinstance(optimizer, str) and not optimizer.startswith(
+        OPTAX_PREFIX
+    ):  # "module:function": that module
+        module = sys.modules.get(optimizer.partition(":")[0])
+    else:
+        module = sys.modules.get(getattr(factory, "__module__", None) or "")
 
     def declared(attribute: str, module_attribute: str, default):
         value = getattr(factory, attribute, None)

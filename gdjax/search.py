@@ -11,7 +11,9 @@ names and each other name an argument of the optimizer's factory. Scales:
 Every optimizer is tuned by the same rule (``draw_points``): the same number
 of points whatever the space's dimension, a Latin hypercube drawn from a
 seed that does not depend on the optimizer (so two optimizers with the same
-space get the very same points), mapped onto each name's scale. A space is
+space get the very same points), mapped onto each name's scale. The names are
+taken in one order (the learning rate, then the others sorted), so a space
+written in any order draws the same points. A space is
 one range per name for every problem, as a user's optimizer would be tuned
 in practice; a best point at the edge of what was drawn is flagged by the
 harness.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from numbers import Real as numbers_Real
 
 import numpy as np
 
@@ -54,7 +57,7 @@ def check_search_space(space, factory=None, optimizer: str = "the optimizer") ->
         raise ValueError(f"{where} must include {LEARNING_RATE!r}; got {', '.join(map(str, space))}")
     arguments = _arguments(factory) if factory is not None else None
     checked = {}
-    for name in sorted(space, key=lambda name: name != LEARNING_RATE):
+    for name in sorted(space, key=lambda name: (name != LEARNING_RATE, str(name))):  # an order of its own
         entry = space[name]
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"{where}: names must be argument names; got {name!r}")
@@ -72,8 +75,10 @@ def check_search_space(space, factory=None, optimizer: str = "the optimizer") ->
                 f"got {entry!r}"
             )
         scale, low, high = entry
-        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
-        if not numbers or not (math.isfinite(low) and math.isfinite(high) and low < high):
+        finite_numbers = all(
+            isinstance(v, numbers_Real) and not isinstance(v, bool | np.bool_) for v in (low, high)
+        )
+        if not finite_numbers or not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise ValueError(f"{where}: {name!r} needs finite numbers low < high; got {entry!r}")
         if scale == "log" and low <= 0:
             raise ValueError(f"{where}: {name!r} on scale 'log' needs 0 < low; got {entry!r}")
@@ -87,9 +92,10 @@ def check_search_space(space, factory=None, optimizer: str = "the optimizer") ->
 
 def unit_points(n_points: int, dimension: int, seed: int = DEFAULT_SEARCH_SEED) -> np.ndarray:
     """(n_points, dimension) Latin hypercube in [0, 1): a point in each of n equal strata of every column."""
-    if not isinstance(n_points, int) or n_points < 1:
+    if isinstance(n_points, bool) or not isinstance(n_points, int | np.integer) or n_points < 1:
         raise ValueError(f"the number of points must be a positive integer; got {n_points!r}")
     rng = np.random.default_rng(seed)
+    n_points = int(n_points)
     strata = np.stack([rng.permutation(n_points) for _ in range(dimension)], axis=1)
     return (strata + rng.random((n_points, dimension))) / n_points
 

@@ -93,6 +93,9 @@ def test_a_submitted_copy_of_adam_gives_adams_numbers_to_the_last_bit():
         )
         assert len(mine)
         assert mine.reset_index(drop=True).equals(theirs.reset_index(drop=True))
+    budget = submit.tuning_budget(tables.convergence)
+    assert set(budget["points"]) == {submit.N_POINTS["quick"]}  # counted in the runs, not set
+    assert budget.groupby("problem")["seeds"].nunique().eq(1).all()
     work = submit.per_seed_work(tables.fresh, {ADAM_COPY: 1, "adam": 1})
     verdicts = submit.paired_verdicts(work, ADAM_COPY, ["adam"])
     assert set(verdicts["verdict"]) <= {"the same", "neither reached the target"}
@@ -101,8 +104,9 @@ def test_a_submitted_copy_of_adam_gives_adams_numbers_to_the_last_bit():
 # --- paired verdicts ---
 
 
-def _work(rows):
-    return pd.DataFrame(rows, columns=["problem", "optimizer", "seed", "work"])
+def _work(rows, target_resolution=1, resolution=100.0):
+    frame = pd.DataFrame(rows, columns=["problem", "optimizer", "seed", "work"])
+    return frame.assign(target_resolution=target_resolution, resolution=resolution)
 
 
 def test_paired_verdicts_use_the_ratio_on_each_shared_seed():
@@ -130,7 +134,7 @@ def test_paired_verdicts_use_the_ratio_on_each_shared_seed():
         (100.0, 100.0, "the same", 1.0),
         (100.0, np.inf, "faster", 0.0),
         (np.inf, 100.0, "slower", np.inf),
-        (np.inf, np.inf, "neither reached the target", 1.0),
+        (0.0, 0.0, "the same", 1.0),  # both at the target from the start
     ],
 )
 def test_deterministic_pairs_are_compared_exactly(new, base, verdict, ratio):
@@ -143,6 +147,28 @@ def test_deterministic_pairs_are_compared_exactly(new, base, verdict, ratio):
         True,
         1,
     )
+
+
+def test_deterministic_pairs_observed_coarsely_are_within_resolution_and_neither_is_said():
+    coarse = _work(
+        [("p", "new", 0, 1000.0), ("p", "base", 0, 1050.0)], target_resolution=100, resolution=100.0
+    )
+    row = submit.paired_verdicts(coarse, "new", ["base"]).iloc[0]
+    assert (row["verdict"], row["exact"]) == ("within resolution", False)
+    far = coarse.assign(work=[1000.0, 1500.0])
+    assert submit.paired_verdicts(far, "new", ["base"]).iloc[0]["verdict"] == "faster"
+    never = _work([("p", "new", 0, np.inf), ("p", "base", 0, np.inf)])
+    row = submit.paired_verdicts(never, "new", ["base"]).iloc[0]
+    assert (row["verdict"], row["n_pairs"], row["n_neither"]) == ("neither reached the target", 0, 1)
+
+
+def test_seeds_neither_reached_are_left_out_so_a_submission_that_never_reaches_is_slower():
+    """19 of 32 seeds reached by the baseline only, 13 by neither: slower, not 'within noise'."""
+    rows = [("p", "base", s, 1000.0 if s < 19 else np.inf) for s in range(32)]
+    rows += [("p", "new", s, np.inf) for s in range(32)]
+    row = submit.paired_verdicts(_work(rows), "new", ["base"]).iloc[0]
+    assert (row["verdict"], row["n_pairs"], row["n_neither"]) == ("slower", 19, 13)
+    assert row["work_ratio_ci_low"] == np.inf
 
 
 def test_a_deterministic_side_is_paired_with_each_seed_of_the_other_and_few_seeds_say_so():
@@ -158,14 +184,47 @@ def test_work_counts_the_declared_gradient_evaluations_a_step_and_never_as_infin
     fresh = pd.DataFrame(
         {
             "problem": "p",
-            "optimizer": ["submissions.sam_like:make_opt", "sgd", "sgd"],
-            "seed": [0, 0, 1],
-            "examples_to_target": [300, 300, -1],
-            "diverged_at": [-1, -1, -1],
+            "optimizer": ["submissions.sam_like:make_opt", "sgd", "sgd", "sgd", "adam"],
+            "seed": [0, 0, 1, 2, 0],
+            "steps_to_target": [3, 300, -1, 5, 20],
+            "examples_to_target": [300, 300, -1, 5, 2000],
+            # reached, then diverged: not reached; a network's row (no divergence column there): NaN
+            "diverged_at": [-1, -1, -1, 7, np.nan],
+            "target_resolution": [1, 100, 100, 100, 10],
+            "examples_a_step": [100, 1, 1, 1, 100],
         }
     )
-    work = submit.per_seed_work(fresh, {"submissions.sam_like:make_opt": 2, "sgd": 1})
-    assert work["work"].tolist() == [600.0, 300.0, np.inf]
+    work = submit.per_seed_work(fresh, {"submissions.sam_like:make_opt": 2, "sgd": 1, "adam": 1})
+    assert work["work"].tolist() == [600.0, 300.0, np.inf, np.inf, 2000.0]
+    assert work["resolution"].tolist() == [200.0, 100.0, 100.0, 100.0, 1000.0]
+    # the profile counts them too: on seed 0 sam_like needed 600, sgd 300
+    profile = submit.work_profiles(work.iloc[:2], ["submissions.sam_like:make_opt", "sgd"])
+    at_one = profile[profile["tau"] == 1].set_index("optimizer")["rho"]
+    assert at_one.to_dict() == {"submissions.sam_like:make_opt": 0.0, "sgd": 1.0}
+
+
+def test_declarations_come_from_the_factory_first_then_the_module_the_spec_names():
+    own = gdjax.declarations("submissions.declared_twice:own")
+    assert own.search_space == {"learning_rate": ("log", 1e-2, 10.0)}
+    assert own.gradients_per_step == 3
+    partial = gdjax.declarations("submissions.declared_twice:adam")  # a partial: declared by the named module
+    assert partial.search_space == {"learning_rate": ("log", 1e-3, 1.0)}
+    assert partial.gradients_per_step == 2
+    assert gdjax.declarations("adam").search_space == SEARCH_SPACES["adam"]  # the registered one, by name
+
+
+@pytest.mark.parametrize("spec", ["submissions.noisy:make_opt", "submissions.line_search:make_opt"])
+def test_stochastic_and_line_search_submissions_are_taken_and_timed(spec):
+    """A factory taking a key gets one; an update needing the loss gets value, grad and value_fn."""
+    from bench.baselines import loop_seconds_and_cost
+
+    factory, space = submit.load_submission(spec)
+    assert space == gdjax.declarations(spec).search_space
+    seconds, cost = loop_seconds_and_cost(
+        gdjax.rosenbrock(), factory, 0.1, steps=3, repeats=1, dtype="float32", batch_size=None
+    )
+    assert len(seconds) == 1
+    assert cost.flop > 0
 
 
 # --- bad submissions: one line, exit 2, nothing written ---
@@ -188,6 +247,10 @@ def test_work_counts_the_declared_gradient_evaluations_a_step_and_never_as_infin
         (
             "submissions.not_a_transformation:make_opt",
             "must return an optax.GradientTransformation; got function",
+        ),
+        (
+            "submissions.raises_when_called:make_opt",
+            "make_opt(...) failed: NotImplementedError: not written yet",
         ),
         (
             "submissions.fails_when_stepping:make_opt",
@@ -223,7 +286,7 @@ def test_module_function_names_an_optimizer_in_the_library_and_gives_the_registe
 @pytest.mark.slow  # 95 s measured on 2 busy cores
 def test_submit_writes_the_comparison_with_the_budget_counted_and_adam_copy_the_same_as_adam(tmp_path):
     assert main(["submit", ADAM_COPY, "--quick", "--out", str(tmp_path)]) == 0
-    folder = tmp_path / "submit-adam_copy.make_opt-quick"
+    folder = tmp_path / "submit-submissions.adam_copy.make_opt-quick"
     tuned, networks = read_table(folder / "tuned.csv"), read_table(folder / "networks-summary.csv")
     assert set(tuned["tuning_points"]) == {submit.N_POINTS["quick"]}
     assert set(networks["tuning_points"]) == {submit.N_NETWORK_POINTS["quick"]}
@@ -234,6 +297,8 @@ def test_submit_writes_the_comparison_with_the_budget_counted_and_adam_copy_the_
     assert mine.reset_index(drop=True).equals(theirs.reset_index(drop=True))
     paired = read_table(folder / "paired.csv")
     assert set(paired[paired["optimizer"] == "adam"]["verdict"]) <= {"the same", "neither reached the target"}
+    network = paired[paired["problem"] == "digits_linear"].set_index("optimizer")["verdict"]
+    assert network["adam"] == "the same"  # adam reaches the target on digits in the quick profile
     assert len(paired) == 5 * 4 + 3  # toys x baselines, and the network without gd
     page = (folder / "comparison.md").read_text()
     assert "## Verdicts" in page

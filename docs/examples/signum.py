@@ -12,7 +12,7 @@ import optax
 # log scale (0.9, 0.99 equally far apart). Every optimizer of the comparison gets the same number of points.
 SEARCH_SPACE = {
     "learning_rate": ("log", 1e-6, 1e1),
-    "momentum": ("log1m", 0.5, 0.99),
+    "momentum": ("log1m", 0.5, 0.999),
 }
 
 
