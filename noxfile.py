@@ -28,6 +28,7 @@ COMPAT_TESTS = [
     "tests/test_networks.py",
     "tests/test_grids.py",
     "tests/test_theory.py",
+    "tests/test_evaluation_point.py",
 ]
 VERSIONS = "import sys, jax, jaxlib, numpy, optax, pandas; print('python', sys.version.split()[0], *(f'{m.__name__} {m.__version__}' for m in (jax, jaxlib, numpy, optax, pandas)), sep=', ')"  # noqa: E501
 
