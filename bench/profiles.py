@@ -34,6 +34,7 @@ MEASURE_LABELS = {
     "gradient_evaluations": "gradient evaluations (steps, one gradient of its batch each)",
     "examples": "examples (steps x examples a step)",
     "seconds": "seconds (steps x measured time a step)",
+    "work": "examples x gradient evaluations a step (python -m bench submit's work.csv)",
 }
 
 

@@ -386,7 +386,7 @@ def work_profiles(work: pd.DataFrame, optimizers) -> pd.DataFrame:
         seconds_to_target_median=np.nan,
     )
     profiles = performance_profiles(as_tuned, optimizers=optimizers)
-    return profiles[profiles["quantity"] == "examples"].reset_index(drop=True)
+    return profiles[profiles["quantity"] == "examples"].assign(quantity="work").reset_index(drop=True)
 
 
 def tuning_budget(convergence: pd.DataFrame) -> pd.DataFrame:

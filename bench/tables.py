@@ -275,7 +275,7 @@ SCHEMA["profiles.csv"] = {
     "gradient_evaluations_to_target_median of networks-summary.csv: one gradient a step, of its batch), "
     "examples (examples_to_target_median: the work across batch sizes) or seconds "
     "(seconds_to_target_median); a median over fresh seeds, inf where the optimizer did not solve the "
-    "problem",
+    "problem; in python -m bench submit's folder, work: examples x gradient evaluations a step (work.csv)",
     "optimizer": "optimizer name",
     "tau": "a breakpoint of the profile: 1, then each distinct finite ratio of this optimizer's work on a "
     "problem to the least work of any optimizer compared on it, ascending",

@@ -199,6 +199,7 @@ def test_work_counts_the_declared_gradient_evaluations_a_step_and_never_as_infin
     assert work["resolution"].tolist() == [200.0, 100.0, 100.0, 100.0, 1000.0]
     # the profile counts them too: on seed 0 sam_like needed 600, sgd 300
     profile = submit.work_profiles(work.iloc[:2], ["submissions.sam_like:make_opt", "sgd"])
+    assert set(profile["quantity"]) == {"work"}
     at_one = profile[profile["tau"] == 1].set_index("optimizer")["rho"]
     assert at_one.to_dict() == {"submissions.sam_like:make_opt": 0.0, "sgd": 1.0}
 
@@ -302,8 +303,8 @@ def test_submit_writes_the_comparison_with_the_budget_counted_and_adam_copy_the_
     assert len(paired) == 5 * 4 + 3  # toys x baselines, and the network without gd
     page = (folder / "comparison.md").read_text()
     assert "## Verdicts" in page
-    assert "![profile-examples.png](profile-examples.png)" in page
-    assert (folder / "profile-examples.png").is_file()
+    assert "![profile-work.png](profile-work.png)" in page
+    assert (folder / "profile-work.png").is_file()
 
 
 @pytest.mark.slow  # 8 s measured on 2 busy cores
