@@ -116,9 +116,10 @@ def performance_profiles(
     return pd.DataFrame(rows)
 
 
-def profile_plots(frame: pd.DataFrame) -> dict[str, bytes]:
+def profile_plots(frame: pd.DataFrame, highlight: str | None = None) -> dict[str, bytes]:
     """profile-<quantity>.png (e.g. profile-gradient-evaluations.png): rho against tau, one step line per
-    optimizer, tau on a log axis; the title names the problems and the optimizers compared."""
+    optimizer, tau on a log axis; the title names the problems and the optimizers compared. ``highlight``:
+    an optimizer drawn thicker, with the legend beside the axes so that it hides no line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,13 +134,14 @@ def profile_plots(frame: pd.DataFrame) -> dict[str, bytes]:
             continue
         taus = rows["tau"].to_numpy(float)
         right = max(2.0, float(taus.max()) * 1.5)  # the last value holds to the right: tau -> inf
-        figure, axes = plt.subplots(figsize=(6.4, 4.2))
+        figure, axes = plt.subplots(figsize=(9.0 if highlight else 6.4, 4.2))
         for optimizer, line in rows.groupby("optimizer", sort=True):
             line = line.sort_values("tau")
             x = np.append(line["tau"].to_numpy(float), right)
             y = np.append(line["rho"].to_numpy(float), line["rho"].iloc[-1])
             solved = y[-1]
-            axes.step(x, y, where="post", label=f"{optimizer} (solved {solved:.0%})")
+            width = 3.0 if optimizer == highlight else 1.5
+            axes.step(x, y, where="post", linewidth=width, label=f"{optimizer} (solved {solved:.0%})")
         label = MEASURE_LABELS.get(quantity, quantity)
         left_out = [
             f"{int(first[column])} {what}"
@@ -159,6 +161,9 @@ def profile_plots(frame: pd.DataFrame) -> dict[str, bytes]:
             title=f"Work to target: {label}\n"
             f"{int(first['n_problems'])} problems, {int(first['n_optimizers'])} optimizers compared{note}",
         )
-        axes.legend(loc="lower right")
+        if highlight:
+            axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+        else:
+            axes.legend(loc="lower right")
         images[f"profile-{quantity.replace('_', '-')}.png"] = _png(figure)
     return images

@@ -328,7 +328,7 @@ def _run(args, folder, optimizers, spaces, per_step, problems, cells, device, st
     work = per_seed_work(pd.concat([tables.fresh, networks.fresh], ignore_index=True), per_step)
     paired = paired_verdicts(work, args.optimizer, BASELINES)
     profiles = work_profiles(work, optimizers)
-    images = profile_plots(profiles)
+    images = profile_plots(profiles, highlight=args.optimizer)
     budget = tuning_budget(pd.concat([tables.convergence, networks.convergence], ignore_index=True))
     served = gdjax.compile_cache.compile_cache_served()
     compile_cache = None if cache_folder is None else {"folder": str(cache_folder), **served}
@@ -501,14 +501,27 @@ def comparison_markdown(spec, meta, tuned, networks_summary, work, paired, budge
     submission = meta["submission"]
     rows = problem_rows(work, tuned, networks_summary)
     problems = list(dict.fromkeys(rows["problem"]))
+    quick = meta["profile"] == "submit-quick"
     lines = [
-        f"# {spec} against {', '.join(BASELINES)}",
+        f"# {spec} against {', '.join(BASELINES)}" + (" (quick profile: a smoke test)" if quick else ""),
         "",
+        *(
+            [
+                "**The quick profile** (`--quick`: 3,000 steps, 8 points, digits for the network) checks "
+                "that the submission runs end to end; its verdicts reflect the short budget, not the "
+                "optimizer. Run without `--quick` for the comparison.",
+                "",
+            ]
+            if quick
+            else []
+        ),
         "Every optimizer was tuned over its own search space with the same budget: on each problem the same "
         "number of points (counted below), a Latin hypercube drawn from seed "
         f"{submission['search_seed']} whatever the optimizer, on the suite's tuning seeds (one where an "
         "optimizer's seeds change nothing); each best point was rerun on the same fresh seeds for every "
-        "optimizer (n = 1 where seeds change nothing). Work to target: examples seen x gradient evaluations "
+        "optimizer (n = 1 where seeds change nothing). gd is not run on the network: a full-batch step an "
+        "epoch is far from its target in the suite's few epochs (the default run leaves it out too). "
+        "Work to target: examples seen x gradient evaluations "
         "a step, until the start of the final stay at the target; never: the seed did not stay at the "
         "target, or diverged. Protocol: `bench/submit.py`; columns: `docs/results-format.md`; every seed's "
         "work: `work.csv`.",
