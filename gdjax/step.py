@@ -167,7 +167,7 @@ def run_one(
     end.
 
     With ``evaluation_params`` (an optimizer's declaration, see
-    ``gdjax.optimizers.declarations``: schedule-free, averaging, lookahead),
+    ``gdjax.optimizers.declarations``: schedule-free, averaging),
     the model is ``evaluation_params(opt_state, params)``, not the iterate:
     every loss (initial, logged, final, best), the metrics, the watch, the
     logged and the final parameters are at that point, and the loss is
@@ -188,11 +188,8 @@ def run_one(
     def model(opt_state, params):  # the parameters a run reports and its losses are evaluated at
         return params if evaluation_params is None else evaluation_params(opt_state, params)
 
-    if evaluation_params is None:
-        initial_loss, initial_state = full_loss(params), None
-    else:
-        initial_state = optimizer.init(params)
-        initial_loss = full_loss(model(initial_state, params))
+    opt_state = optimizer.init(params)
+    initial_loss = full_loss(model(opt_state, params))
     known = known or {"target_loss": jnp.nan, "minimum_loss": jnp.nan}
     target_loss = known["target_loss"]
     ceiling = divergence_ceiling(initial_loss, known["minimum_loss"])
@@ -251,7 +248,6 @@ def run_one(
     watched = (never, never, never)  # diverged_at, first at target, last step above target
     if not full_batch:
         watched = _watch(watched, initial_loss, 0, target_loss, ceiling)
-    opt_state = optimizer.init(params) if initial_state is None else initial_state
     carry = (params, opt_state, watched, jnp.arange(n_examples, dtype=jnp.int32))
     carry, logged = lax.scan(logged_block, (carry, never), jnp.arange(n_logs, dtype=jnp.int32) * log_every)
     if tail:
