@@ -71,6 +71,7 @@ def _sweep_program(
     hyper,
     init_params,
     keys,
+    tile_keys,
     X,
     y,
     held_out,
@@ -92,6 +93,10 @@ def _sweep_program(
     runs_first,
 ):
     """Every run's outputs, runs first; hyper's and init_params' leaves and keys have one row per run.
+
+    ``tile_keys`` is ``(keys, count)`` of every tile, (tiles, tile, 2) and
+    (tiles,): its runs' distinct keys and how many (``run_one``'s
+    ``batch_keys``), so a tile shuffles its minibatches once per seed.
 
     The (seed, point) grid comes flattened into one axis of runs,
     padded to whole tiles of ``tile`` runs on every device of ``mesh``
@@ -119,11 +124,11 @@ def _sweep_program(
         evaluation_params=evaluation_params,
     )
     if runs_first:  # jax.vmap's own layout: a model's matrix products batched with the runs first
-        every_run = jax.vmap(run, in_axes=(0, 0, 0, None, None, None, None))
+        every_run = jax.vmap(run, in_axes=(0, 0, 0, None, None, None, None, None))
     else:
-        every_run = runs_last(run, (True, True, True, False, False, False, False))
+        every_run = runs_last(run, (True, True, True, False, False, False, False, False))
 
-    def per_run(hyper, params, keys, X, y, held_out, known):  # runs first in and out
+    def per_run(hyper, params, keys, tile_keys, X, y, held_out, known):  # runs first in and out
         n_tiles = keys.shape[0] // tile
 
         def as_tiles(leaf):  # (n_tiles, tile, ...), or (n_tiles, ..., tile) with the runs last inside
@@ -135,8 +140,8 @@ def _sweep_program(
             return leaf.reshape(n_tiles * tile, *leaf.shape[2:])
 
         out = lax.map(
-            lambda runs: every_run(*runs, X, y, held_out, known),
-            jax.tree.map(as_tiles, (hyper, params, keys)),
+            lambda runs: every_run(*runs[0], X, y, held_out, known, runs[1]),
+            (jax.tree.map(as_tiles, (hyper, params, keys)), tile_keys),
         )
         return jax.tree.map(untiled, out)
 
@@ -146,11 +151,11 @@ def _sweep_program(
         per_run = jax.shard_map(
             per_run,
             mesh=mesh,
-            in_specs=(split, split, split, whole, whole, whole, whole),
+            in_specs=(split, split, split, split, whole, whole, whole, whole),
             out_specs=split,
             check_vma=False,
         )
-    return per_run(hyper, init_params, keys, X, y, held_out, known)
+    return per_run(hyper, init_params, keys, tile_keys, X, y, held_out, known)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,7 +263,8 @@ class SweepProgram:
             return jax.make_array_from_process_local_data(whole, np.asarray(value))
 
         starts = jax.tree.map(lambda leaf: as_dtype(np.asarray(leaf)[seed_of_run]), self._init_params)
-        shared = jax.tree.map(put, (starts, jnp.asarray(keys[seed_of_run]), *self._data()))
+        tile_keys = _distinct_keys(keys[seed_of_run].reshape(-1, tile, keys.shape[-1]))
+        shared = jax.tree.map(put, (starts, jnp.asarray(keys[seed_of_run]), tile_keys, *self._data()))
         chunks = []
         for first in range(0, n_points, self.chunk_size):
             kept = min(self.chunk_size, n_points - first)
@@ -415,6 +421,16 @@ class SweepProgram:
     def run(self) -> SweepResult:
         """Run the sweep: compile (or reuse) its program and run every chunk, copied to the host in turn."""
         return self.result(self._executions())
+
+
+def _distinct_keys(tiled_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, count) of every tile of (tiles, tile, 2) keys: its distinct keys first, in order; how many."""
+    distinct, counts = np.zeros_like(tiled_keys), np.zeros(len(tiled_keys), np.int32)
+    for i, keys in enumerate(tiled_keys):
+        _, first = np.unique(keys, axis=0, return_index=True)
+        counts[i] = len(first)
+        distinct[i, : len(first)] = keys[np.sort(first)]
+    return distinct, counts
 
 
 def seeds_matter(problem: Problem, optimizer, batch_size: int | None = None) -> bool:
