@@ -54,13 +54,15 @@ NETWORKS = {
     "digits_linear": lambda: gdjax.digits("linear"),
     "digits_mlp": lambda: gdjax.digits("mlp"),
 }
-# The default run holds what fits its 4-minute budget beside the textbook suite: the MLP on
-# MNIST-1D, where the optimizers differ most. The quick run (CI) has softmax regression on digits;
-# --full has all five. Each network cell costs 4-15 s on 2 CPU cores, and the CNN's run-step took
-# 1.8 ms (vmap's batched im2col products, about 9x its floor).
+# The default run holds what fits its 4-minute budget beside the textbook suite, with room for a
+# slower machine: softmax regression and the MLP on MNIST-1D (where the optimizers differ most) and
+# softmax regression on digits. Measured on 2 CPU cores, compiles included, a cell (sgd, momentum or
+# adam) took 2-3 s for a linear model, 6-7 s for the MNIST-1D MLP, 3-4 s for the digits MLP and
+# 22-30 s for the CNN (about 0.6 ms a run-step: small im2col products, 25 channels wide), which
+# with gd's cells are left to --full. The quick run (CI) has softmax regression on digits.
 PROFILE_NETWORKS = {
     "quick": ("digits_linear",),
-    "default": ("mnist1d_mlp",),
+    "default": ("mnist1d_linear", "mnist1d_mlp", "digits_linear"),
     "full": tuple(NETWORKS),
 }
 # The test accuracy a run must reach and keep (about what a well-tuned run of the model gets in
@@ -128,13 +130,13 @@ class NetworkTables(NamedTuple):
 def network_cells(
     profile: str, problems: dict[str, gdjax.Problem], optimizers=None, points=None
 ) -> list[NetworkCell]:
-    """The cells of ``profile`` ("quick", "default", "full") for the built ``problems``.
+    """The cells of ``profile`` ("quick", "default", "full") for the built ``problems`` (name -> problem).
 
     ``optimizers`` replaces the profile's; ``points`` ({optimizer: [{name: value}, ...]}) replaces an
     optimizer's rates by drawn points.
     """
     cells = []
-    for name in PROFILE_NETWORKS[profile]:
+    for name in problems:
         n_train = problems[name].n_examples
         for optimizer in optimizers or PROFILE_OPTIMIZERS[profile]:
             drawn = (points or {}).get(optimizer)
@@ -317,13 +319,15 @@ def run_networks(
     progress=None,
     optimizers=None,
     points=None,
+    networks=None,
 ) -> NetworkTables:
     """Every network cell of ``profile``: tuned, reported on fresh seeds (see the module docstring).
 
     ``rates``: the floor's measured rates (``baselines.FloorRates``), for the timing rows.
-    ``optimizers`` and ``points``: see ``network_cells``.
+    ``optimizers`` and ``points``: see ``network_cells``; ``networks`` (names in NETWORKS) replaces
+    the profile's problems.
     """
-    problems = {name: NETWORKS[name]() for name in PROFILE_NETWORKS[profile]}
+    problems = {name: NETWORKS[name]() for name in networks or PROFILE_NETWORKS[profile]}
     convergence, summary, curves, timing, fresh = [], [], [], [], []
     for cell in network_cells(profile, problems, optimizers, points):
         if progress is not None:
