@@ -423,14 +423,14 @@ class SweepProgram:
         return self.result(self._executions())
 
 
-def _distinct_keys(tiled_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _distinct_keys(tiled_keys: np.ndarray) -> tuple[jax.Array, jax.Array]:
     """(keys, count) of every tile of (tiles, tile, 2) keys: its distinct keys first, in order; how many."""
     distinct, counts = np.zeros_like(tiled_keys), np.zeros(len(tiled_keys), np.int32)
     for i, keys in enumerate(tiled_keys):
         _, first = np.unique(keys, axis=0, return_index=True)
         counts[i] = len(first)
         distinct[i, : len(first)] = keys[np.sort(first)]
-    return distinct, counts
+    return jnp.asarray(distinct), jnp.asarray(counts)
 
 
 def seeds_matter(problem: Problem, optimizer, batch_size: int | None = None) -> bool:

@@ -80,22 +80,32 @@ def stream_keys(key) -> tuple[jax.Array, jax.Array]:
     return loss_key, optimizer_key
 
 
+# A batch of runs with at most this many distinct seeds shuffles them one after another; with more,
+# in one batched sort of every run's row (on a GPU, where a tile holds all of a device's runs, that
+# is one kernel instead of thousands in turn; on a CPU the two cost about the same a row).
+SHUFFLED_IN_TURN = 4
+
+
 def epoch_orders(keys, count, epoch, n_examples) -> jax.Array:
     """(len(keys), n_examples) int32: row i the example order of epoch ``epoch`` of ``keys[i]``, i < count.
 
     A run's order is ``permutation(fold_in(its key, epoch))`` whatever else
-    is computed beside it. The runs batched together pass their distinct
-    keys here (``run_one``'s ``batch_keys``), so runs of one seed (a grid's
-    points) shuffle once, not once each: the MNIST-1D MLP's 16-run tiles
-    spent about an eighth of their time sorting for their orders. Rows from
-    ``count`` on are left zero.
+    is computed beside it: exact integers, the same bits however computed.
+    The runs batched together pass their distinct keys here (``run_one``'s
+    ``batch_keys``), so runs of one seed (a grid's points) shuffle once, not
+    once each: the MNIST-1D MLP's 16-run tiles of one seed had spent an
+    eighth of their time sorting. Rows from ``count`` on are not orders of
+    any run.
     """
 
-    def shuffle(i, orders):
-        order = jax.random.permutation(jax.random.fold_in(keys[i], epoch), n_examples)
-        return orders.at[i].set(order.astype(jnp.int32))
+    def order(key):
+        return jax.random.permutation(jax.random.fold_in(key, epoch), n_examples).astype(jnp.int32)
 
-    return lax.fori_loop(0, count, shuffle, jnp.zeros((keys.shape[0], n_examples), jnp.int32))
+    def in_turn():
+        rows = jnp.zeros((keys.shape[0], n_examples), jnp.int32)
+        return lax.fori_loop(0, count, lambda i, rows: rows.at[i].set(order(keys[i])), rows)
+
+    return lax.cond(count <= SHUFFLED_IN_TURN, in_turn, lambda: jax.vmap(order)(keys))
 
 
 def optimizer_for_run(make_optimizer, hyper, key, schedule="constant") -> optax.GradientTransformation:
@@ -198,8 +208,9 @@ def run_one(
     ``batch_keys`` is ``(keys, count)``: the distinct keys of the runs batched
     with this one (its own among them) in the first ``count`` rows of
     ``keys``, the same array for every run of the batch. A minibatch run
-    takes its order from the row holding its key (``epoch_orders``), so the
-    orders are computed once per distinct key; None: from its own key.
+    takes its order from the first row holding its key (``epoch_orders``), so
+    the orders are computed once per distinct key (a key missing from them
+    would take row 0: the engine always passes it); None: from its own key.
     """
     loss_key, optimizer_key = stream_keys(key)
     optimizer = optimizer_for_run(make_optimizer, hyper, optimizer_key, schedule)
