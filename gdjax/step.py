@@ -80,9 +80,10 @@ def stream_keys(key) -> tuple[jax.Array, jax.Array]:
     return loss_key, optimizer_key
 
 
-# A batch of runs with at most this many distinct seeds shuffles them one after another; with more,
-# in one batched sort of every run's row (on a GPU, where a tile holds all of a device's runs, that
-# is one kernel instead of thousands in turn; on a CPU the two cost about the same a row).
+# On a CPU the distinct seeds of a batch of runs shuffle one after another (a batched sort costs
+# about the same a row). Elsewhere, where a tile holds all of a device's runs, a batch with more
+# than this many distinct seeds sorts every run's row in one batched sort: one kernel, not
+# thousands in turn.
 SHUFFLED_IN_TURN = 4
 
 
@@ -105,7 +106,10 @@ def epoch_orders(keys, count, epoch, n_examples) -> jax.Array:
         rows = jnp.zeros((keys.shape[0], n_examples), jnp.int32)
         return lax.fori_loop(0, count, lambda i, rows: rows.at[i].set(order(keys[i])), rows)
 
-    return lax.cond(count <= SHUFFLED_IN_TURN, in_turn, lambda: jax.vmap(order)(keys))
+    def few_in_turn():
+        return lax.cond(count <= SHUFFLED_IN_TURN, in_turn, lambda: jax.vmap(order)(keys))
+
+    return lax.platform_dependent(cpu=in_turn, default=few_in_turn)
 
 
 def optimizer_for_run(make_optimizer, hyper, key, schedule="constant") -> optax.GradientTransformation:
