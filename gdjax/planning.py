@@ -167,8 +167,10 @@ def _traced_run_bytes(dtype: str, structure, leaves: tuple, settings: tuple) -> 
     with jax.enable_x64(dtype == "float64"):
         rate, params, key, *data = jax.tree.unflatten(structure, leaves)
         run = functools.partial(run_one, **dict(settings))
-        closed, outputs = jax.make_jaxpr(run, return_shape=True)(rate, params, key, *data)
-    per_run, shared = jax.tree.leaves((rate, params, key)), jax.tree.leaves(data)
+        # the tile's distinct keys, shared: its minibatch orders and their shuffling are the tile's
+        batch_keys = (jax.ShapeDtypeStruct((1, *key.shape), key.dtype), jax.ShapeDtypeStruct((), np.int32))
+        closed, outputs = jax.make_jaxpr(run, return_shape=True)(rate, params, key, *data, batch_keys)
+    per_run, shared = jax.tree.leaves((rate, params, key)), jax.tree.leaves((data, batch_keys))
     jaxpr, batched = closed.jaxpr, [True] * len(per_run) + [False] * len(shared)
     try:  # without the values nothing uses (gd's example order), as XLA compiles it; JAX's own pass
         from jax.interpreters import partial_eval
@@ -182,7 +184,9 @@ def _traced_run_bytes(dtype: str, structure, leaves: tuple, settings: tuple) -> 
     # the program's arguments and their copy in tiles; every tile's outputs, stacked, and their copy
     # with the runs first (the program's outputs)
     held = 2 * inputs + 2 * _tree_bytes(outputs)
-    return held, peak_bytes(jaxpr, batched)[0]
+    # a tile holds a minibatch order (n_examples int32) for each of its runs (one a distinct seed)
+    orders = 4 * data[0].shape[0] if dict(settings)["batch_size"] is not None else 0
+    return held, peak_bytes(jaxpr, batched)[0] + orders
 
 
 def device_bytes(program: SweepProgram, n_runs: int) -> int:
@@ -196,7 +200,7 @@ def device_bytes(program: SweepProgram, n_runs: int) -> int:
     run's program holds at once at its peak (:func:`peak_bytes` of its
     jaxpr), e.g. a step's optimizer state and gradients, the data-sized
     residuals of a full-batch loss, and with minibatches the examples'
-    order (``n_examples`` integers) and its reshuffling.
+    order (``n_examples`` integers; a tile shuffles once per distinct seed).
     """
     return _device_bytes(program, n_runs, data_bytes(program), *_run_bytes(program))
 

@@ -86,8 +86,8 @@ def _measured_peak(program) -> int:
 
 
 # (examples, optimizer, batch size, runs): one tile (16, 256 runs) or two (4,096 runs on one device).
-# SGD holds each run's order of the examples (n_examples int32) and reshuffles it every epoch.
-# Measured from 1e3 to 1e6 examples, 16 to 4,096 runs: 0.75-1.5 (one tile: 0.85-1.02).
+# SGD's tile holds an order of the examples a run (n_examples int32), reshuffled once per distinct
+# seed every epoch. Estimate / XLA's peak for these cases (jax 0.10): 1.0-1.5.
 ESTIMATE_CASES = [
     (1_000, "gd", None, 4096),
     (1_000, "sgd", 1, 256),
