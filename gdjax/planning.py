@@ -166,7 +166,8 @@ def _run_bytes(program: SweepProgram) -> tuple[int, int]:
 def _traced_run_bytes(dtype: str, structure, leaves: tuple, settings: tuple) -> tuple[int, int]:
     with jax.enable_x64(dtype == "float64"):
         rate, params, key, *data = jax.tree.unflatten(structure, leaves)
-        run = functools.partial(run_one, **dict(settings))
+        settings = dict(settings)
+        run = functools.partial(run_one, **settings)
         # the tile's distinct keys, shared: its minibatch orders and their shuffling are the tile's
         batch_keys = (jax.ShapeDtypeStruct((1, *key.shape), key.dtype), jax.ShapeDtypeStruct((), np.int32))
         closed, outputs = jax.make_jaxpr(run, return_shape=True)(rate, params, key, *data, batch_keys)
@@ -185,7 +186,7 @@ def _traced_run_bytes(dtype: str, structure, leaves: tuple, settings: tuple) -> 
     # with the runs first (the program's outputs)
     held = 2 * inputs + 2 * _tree_bytes(outputs)
     # a tile holds a minibatch order (n_examples int32) for each of its runs (one a distinct seed)
-    orders = 4 * data[0].shape[0] if dict(settings)["batch_size"] is not None else 0
+    orders = 4 * data[0].shape[0] if settings["batch_size"] is not None else 0
     return held, peak_bytes(jaxpr, batched)[0] + orders
 
 

@@ -221,9 +221,8 @@ def run_one(
     takes_extra_args = isinstance(optimizer, optax.GradientTransformationExtraArgs)
     n_examples = X.shape[0]
     order_keys, n_order_keys = (key[None], 1) if batch_keys is None else batch_keys
-    key_row = jnp.argmax(jnp.all(order_keys == key[None, :], axis=-1)).astype(
-        jnp.int32
-    )  # the first row holding this run's key
+    own_key = jnp.all(order_keys == key[None, :], axis=-1)
+    key_row = jnp.argmax(own_key).astype(jnp.int32)  # the first row holding this run's key
     full_batch = watched_every_step(batch_size, n_examples, loss_takes_key, evaluation_params)
 
     def full_loss(params):
@@ -321,6 +320,8 @@ def run_one(
         outputs["params_curve"] = logged["params"]
     if metrics is not None:
         outputs["metric_curves"] = logged["metrics"]
-        last_logged = jax.tree.map(lambda curve: curve[-1], logged["metrics"])
-        outputs["final_metrics"] = metrics(params, held_out) if tail else last_logged
+        if tail:
+            outputs["final_metrics"] = metrics(params, held_out)
+        else:
+            outputs["final_metrics"] = jax.tree.map(lambda curve: curve[-1], logged["metrics"])
     return outputs
