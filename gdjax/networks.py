@@ -48,16 +48,31 @@ MNIST1D_VALIDATION = 500
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_VALIDATION_FRACTION = 0.2
 SPLIT_SEED = 0
+# A forward pass over more examples than this (the held-out sets, the loss on all the training data)
+# goes a block at a time: see summed_over_examples.
+EVALUATION_BLOCK = 500
+
+
+def _dense_t(W, h_t, b):
+    """``(h W + b)^T`` from ``h^T``, features first.
+
+    On data every run shares (the held-out sets, a full batch), ``jax.vmap``
+    merges the runs' weights into one matrix product. Features first, they
+    are its rows, and a row's result does not depend on the others. In
+    ``h @ W`` they were its columns, and XLA's CPU kernel rounded a run's
+    logits differently with other runs beside it (a grid chunked or whole).
+    """
+    return jax.lax.dot_general(W, h_t, (((0,), (0,)), ((), ()))) + b[:, None]
 
 
 def linear_logits(params, X):
-    return X @ params["W"] + params["b"][None, :]
+    return _dense_t(params["W"], X.T, params["b"]).T
 
 
 def mlp_logits(params, X):
-    h1 = jax.nn.relu(X @ params["W1"] + params["b1"][None, :])
-    h2 = h1 + jax.nn.relu(h1 @ params["W2"] + params["b2"][None, :])
-    return h2 @ params["W3"] + params["b3"][None, :]
+    h1 = jax.nn.relu(_dense_t(params["W1"], X.T, params["b1"]))
+    h2 = h1 + jax.nn.relu(_dense_t(params["W2"], h1, params["b2"]))
+    return _dense_t(params["W3"], h2, params["b3"]).T
 
 
 def _conv1d(x, kernel, bias):
@@ -133,19 +148,49 @@ def init_params(model: str, n_features: int, n_classes: int, seed: int) -> dict[
     return params
 
 
-def cross_entropy(logits, labels):
-    """Mean softmax cross-entropy of integer ``labels`` (a one-hot product: elementwise over runs)."""
-    log_p = jax.nn.log_softmax(logits)
-    return -jnp.mean(jnp.sum(jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype) * log_p, axis=-1))
+def _log_p(logits, labels):
+    """Each example's log-probability of its label (a one-hot product: elementwise over runs)."""
+    one_hot = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+    return {"log_p": jnp.sum(one_hot * jax.nn.log_softmax(logits), axis=-1)}
 
 
-def accuracy(logits, labels):
-    """The fraction of examples whose largest logit (the first, on ties) is their label.
+def _log_p_and_hits(logits, labels):
+    """``_log_p``, whether the largest logit (the first, on ties) is the label, whether one is not finite."""
+    return {
+        **_log_p(logits, labels),
+        "right": (jnp.argmax(logits, axis=-1) == labels).astype(logits.dtype),
+        "not_finite": jnp.any(~jnp.isfinite(logits), axis=-1).astype(logits.dtype),
+    }
 
-    NaN where a logit is not finite (a diverged run): argmax would count it as class 0.
+
+def summed_over_examples(terms, logits, params, X, labels, block=EVALUATION_BLOCK):
+    """The sums over the examples of ``terms(logits(params, X), labels)`` (a dict of per-example values).
+
+    More than ``block`` examples go through the model a block at a time
+    (``lax.map``, blocks of equal size, the last padded with rows that count
+    nothing), and the blocks' sums are added in order: a tile's activations
+    then stay in the cores' caches. The MNIST-1D MLP's losses on its 3,500
+    training examples (start and end) and metrics on 1,500 held-out ones
+    took 1.9 ms a run so in a sweep of 64 runs, 3.6 ms in one piece (2 cores).
     """
-    right = jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(logits.dtype))
-    return jnp.where(jnp.all(jnp.isfinite(logits)), right, jnp.nan)
+    n_examples = X.shape[0]
+    n_blocks = -(-n_examples // block)
+    if n_blocks == 1:
+        return {name: jnp.sum(value, axis=0) for name, value in terms(logits(params, X), labels).items()}
+    size = -(-n_examples // n_blocks)
+    padding = n_blocks * size - n_examples
+    blocks_X = jnp.pad(X, ((0, padding),) + ((0, 0),) * (X.ndim - 1)).reshape(n_blocks, size, *X.shape[1:])
+    blocks_y = jnp.pad(labels, (0, padding)).reshape(n_blocks, size)
+    real = (np.arange(n_blocks * size) < n_examples).reshape(n_blocks, size)
+
+    def block_sums(arrays):
+        X_block, y_block, real_block = arrays
+        values = terms(logits(params, X_block), y_block)
+        return {name: jnp.sum(jnp.where(real_block, value, 0), axis=0) for name, value in values.items()}
+
+    return jax.tree.map(
+        lambda sums: jnp.sum(sums, axis=0), jax.lax.map(block_sums, (blocks_X, blocks_y, real))
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,24 +198,33 @@ class CrossEntropyLoss:
     """``loss(params, X, y)``: mean softmax cross-entropy of ``logits(params, X)``; equal per model."""
 
     logits: Callable
+    block: int = EVALUATION_BLOCK  # examples a forward pass at a time (see summed_over_examples)
 
     def __call__(self, params, X, y):
-        return cross_entropy(self.logits(params, X), y)
+        return -summed_over_examples(_log_p, self.logits, params, X, y, self.block)["log_p"] / X.shape[0]
 
 
 @dataclasses.dataclass(frozen=True)
 class HeldOutMetrics:
-    """``<split>_loss`` and ``<split>_accuracy`` of every held-out split (``X_<split>``, ``y_<split>``)."""
+    """``<split>_loss`` and ``<split>_accuracy`` of every held-out split (``X_<split>``, ``y_<split>``).
+
+    The accuracy is the fraction of examples whose largest logit (the first,
+    on ties) is their label; NaN where a logit is not finite (a diverged run),
+    which ``argmax`` would count as class 0.
+    """
 
     logits: Callable
+    block: int = EVALUATION_BLOCK
 
     def __call__(self, params, held_out):
         measured = {}
         for split in sorted(name[2:] for name in held_out if name.startswith("X_")):
-            logits = self.logits(params, held_out[f"X_{split}"])
-            labels = held_out[f"y_{split}"]
-            measured[f"{split}_loss"] = cross_entropy(logits, labels)
-            measured[f"{split}_accuracy"] = accuracy(logits, labels)
+            X, labels = held_out[f"X_{split}"], held_out[f"y_{split}"]
+            sums = summed_over_examples(_log_p_and_hits, self.logits, params, X, labels, self.block)
+            measured[f"{split}_loss"] = -sums["log_p"] / X.shape[0]
+            measured[f"{split}_accuracy"] = jnp.where(
+                sums["not_finite"] == 0, sums["right"] / X.shape[0], jnp.nan
+            )
         return measured
 
 
