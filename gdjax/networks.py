@@ -49,7 +49,7 @@ DIGITS_TEST_FRACTION = 0.2
 DIGITS_VALIDATION_FRACTION = 0.2
 SPLIT_SEED = 0
 # A forward pass over more examples than this (the held-out sets, the loss on all the training data)
-# goes a block at a time: see summed_over_examples.
+# goes a block at a time: see _summed_over_examples.
 EVALUATION_BLOCK = 500
 
 
@@ -163,7 +163,7 @@ def _log_p_and_hits(logits, labels):
     }
 
 
-def summed_over_examples(terms, logits, params, X, labels, block=EVALUATION_BLOCK):
+def _summed_over_examples(terms, logits, params, X, labels, block=EVALUATION_BLOCK):
     """The sums over the examples of ``terms(logits(params, X), labels)`` (a dict of per-example values).
 
     More than ``block`` examples go through the model a block at a time
@@ -198,10 +198,10 @@ class CrossEntropyLoss:
     """``loss(params, X, y)``: mean softmax cross-entropy of ``logits(params, X)``; equal per model."""
 
     logits: Callable
-    block: int = EVALUATION_BLOCK  # examples a forward pass at a time (see summed_over_examples)
+    block: int = EVALUATION_BLOCK  # examples a forward pass at a time (see _summed_over_examples)
 
     def __call__(self, params, X, y):
-        return -summed_over_examples(_log_p, self.logits, params, X, y, self.block)["log_p"] / X.shape[0]
+        return -_summed_over_examples(_log_p, self.logits, params, X, y, self.block)["log_p"] / X.shape[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,7 +220,7 @@ class HeldOutMetrics:
         measured = {}
         for split in sorted(name[2:] for name in held_out if name.startswith("X_")):
             X, labels = held_out[f"X_{split}"], held_out[f"y_{split}"]
-            sums = summed_over_examples(_log_p_and_hits, self.logits, params, X, labels, self.block)
+            sums = _summed_over_examples(_log_p_and_hits, self.logits, params, X, labels, self.block)
             measured[f"{split}_loss"] = -sums["log_p"] / X.shape[0]
             measured[f"{split}_accuracy"] = jnp.where(
                 sums["not_finite"] == 0, sums["right"] / X.shape[0], jnp.nan
