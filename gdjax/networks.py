@@ -48,31 +48,33 @@ MNIST1D_VALIDATION = 500
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_VALIDATION_FRACTION = 0.2
 SPLIT_SEED = 0
-# A forward pass over more examples than this (the held-out sets, the loss on all the training data)
-# goes a block at a time: see _summed_over_examples.
+# A forward pass of the MLP or the CNN over more examples than this (the held-out sets, the loss on all
+# the training data, a full batch) goes a block at a time: see _summed_over_examples. Softmax regression
+# goes in one piece: its activations are its 10 logits, and blocks made its full-batch gd steps slower.
 EVALUATION_BLOCK = 500
 
 
-def _dense_t(W, h_t, b):
-    """``(h W + b)^T`` from ``h^T``, features first.
+def _dense_features_first(W, h_t, b):
+    """``(h W + b)^T`` from ``h^T``.
 
     On data every run shares (the held-out sets, a full batch), ``jax.vmap``
     merges the runs' weights into one matrix product. Features first, they
-    are its rows, and a row's result does not depend on the others. In
-    ``h @ W`` they were its columns, and XLA's CPU kernel rounded a run's
-    logits differently with other runs beside it (a grid chunked or whole).
+    are its rows; as ``h @ W`` they would be its columns, and there XLA's CPU
+    kernel rounded some of the MLP's held-out logits 1 ulp apart, a grid
+    chunked or whole (jax 0.10 and 0.12; rows were the same bits in every
+    case tried). Softmax regression is written so too, alike.
     """
     return jax.lax.dot_general(W, h_t, (((0,), (0,)), ((), ()))) + b[:, None]
 
 
 def linear_logits(params, X):
-    return _dense_t(params["W"], X.T, params["b"]).T
+    return _dense_features_first(params["W"], X.T, params["b"]).T
 
 
 def mlp_logits(params, X):
-    h1 = jax.nn.relu(_dense_t(params["W1"], X.T, params["b1"]))
-    h2 = h1 + jax.nn.relu(_dense_t(params["W2"], h1, params["b2"]))
-    return _dense_t(params["W3"], h2, params["b3"]).T
+    h1 = jax.nn.relu(_dense_features_first(params["W1"], X.T, params["b1"]))
+    h2 = h1 + jax.nn.relu(_dense_features_first(params["W2"], h1, params["b2"]))
+    return _dense_features_first(params["W3"], h2, params["b3"]).T
 
 
 def _conv1d(x, kernel, bias):
@@ -155,42 +157,48 @@ def _log_p(logits, labels):
 
 
 def _log_p_and_hits(logits, labels):
-    """``_log_p``, whether the largest logit (the first, on ties) is the label, whether one is not finite."""
+    """``_log_p``; whether the largest logit (the first, on ties) is the label; whether any logit is not
+    finite."""
     return {
         **_log_p(logits, labels),
-        "right": (jnp.argmax(logits, axis=-1) == labels).astype(logits.dtype),
+        "hit": (jnp.argmax(logits, axis=-1) == labels).astype(logits.dtype),
         "not_finite": jnp.any(~jnp.isfinite(logits), axis=-1).astype(logits.dtype),
     }
 
 
-def _summed_over_examples(terms, logits, params, X, labels, block=EVALUATION_BLOCK):
-    """The sums over the examples of ``terms(logits(params, X), labels)`` (a dict of per-example values).
+def _summed_over_examples(terms, logits_function, params, X, labels, block):
+    """The sums over the examples of ``terms(logits_function(params, X), labels)`` (a dict of per-example
+    values).
 
-    More than ``block`` examples go through the model a block at a time
-    (``lax.map``, blocks of equal size, the last padded with rows that count
-    nothing), and the blocks' sums are added in order: a tile's activations
-    then stay in the cores' caches. The MNIST-1D MLP's losses on its 3,500
-    training examples (start and end) and metrics on 1,500 held-out ones
-    took 1.9 ms a run so in a sweep of 64 runs, 3.6 ms in one piece (2 cores).
+    More than ``block`` examples (None: no limit) go through the model a
+    block at a time (``lax.map``, blocks of equal size, the last padded with
+    copies of the last example that count nothing), and the blocks' sums
+    are added in order: a tile's activations then stay in the cores'
+    caches. In a sweep of 64 runs of the MNIST-1D MLP, its losses on the
+    3,500 training examples (start and end) and metrics on the 1,500
+    held-out ones took 1.9 ms a run in blocks, 3.6 ms in one piece (2 AMD
+    EPYC cores, jax 0.10.2, float32).
     """
     n_examples = X.shape[0]
+    if block is None or n_examples <= block:
+        values = terms(logits_function(params, X), labels)
+        return {name: jnp.sum(value, axis=0) for name, value in values.items()}
     n_blocks = -(-n_examples // block)
-    if n_blocks == 1:
-        return {name: jnp.sum(value, axis=0) for name, value in terms(logits(params, X), labels).items()}
-    size = -(-n_examples // n_blocks)
-    padding = n_blocks * size - n_examples
-    blocks_X = jnp.pad(X, ((0, padding),) + ((0, 0),) * (X.ndim - 1)).reshape(n_blocks, size, *X.shape[1:])
-    blocks_y = jnp.pad(labels, (0, padding)).reshape(n_blocks, size)
-    real = (np.arange(n_blocks * size) < n_examples).reshape(n_blocks, size)
+    block_size = -(-n_examples // n_blocks)
+    padding = n_blocks * block_size - n_examples
+    # padded with the last example, not zeros: a model undefined at 0 would put NaN in the gradient
+    padded_X = jnp.pad(X, ((0, padding),) + ((0, 0),) * (X.ndim - 1), mode="edge")
+    blocks_X = padded_X.reshape(n_blocks, block_size, *X.shape[1:])
+    blocks_y = jnp.pad(labels, (0, padding), mode="edge").reshape(n_blocks, block_size)
+    is_real = (np.arange(n_blocks * block_size) < n_examples).reshape(n_blocks, block_size)
 
     def block_sums(arrays):
         X_block, y_block, real_block = arrays
-        values = terms(logits(params, X_block), y_block)
+        values = terms(logits_function(params, X_block), y_block)
         return {name: jnp.sum(jnp.where(real_block, value, 0), axis=0) for name, value in values.items()}
 
-    return jax.tree.map(
-        lambda sums: jnp.sum(sums, axis=0), jax.lax.map(block_sums, (blocks_X, blocks_y, real))
-    )
+    summed = jax.lax.map(block_sums, (blocks_X, blocks_y, is_real))
+    return jax.tree.map(lambda sums: jnp.sum(sums, axis=0), summed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,7 +206,7 @@ class CrossEntropyLoss:
     """``loss(params, X, y)``: mean softmax cross-entropy of ``logits(params, X)``; equal per model."""
 
     logits: Callable
-    block: int = EVALUATION_BLOCK  # examples a forward pass at a time (see _summed_over_examples)
+    block: int | None = EVALUATION_BLOCK  # examples a forward pass at a time; None: all
 
     def __call__(self, params, X, y):
         return -_summed_over_examples(_log_p, self.logits, params, X, y, self.block)["log_p"] / X.shape[0]
@@ -214,7 +222,7 @@ class HeldOutMetrics:
     """
 
     logits: Callable
-    block: int = EVALUATION_BLOCK
+    block: int | None = EVALUATION_BLOCK  # examples a forward pass at a time; None: all
 
     def __call__(self, params, held_out):
         measured = {}
@@ -223,7 +231,7 @@ class HeldOutMetrics:
             sums = _summed_over_examples(_log_p_and_hits, self.logits, params, X, labels, self.block)
             measured[f"{split}_loss"] = -sums["log_p"] / X.shape[0]
             measured[f"{split}_accuracy"] = jnp.where(
-                sums["not_finite"] == 0, sums["right"] / X.shape[0], jnp.nan
+                sums["not_finite"] == 0, sums["hit"] / X.shape[0], jnp.nan
             )
         return measured
 
@@ -307,14 +315,14 @@ def classification(
     held_out = {}
     for split, (features, labels) in splits.items():
         held_out[f"X_{split}"], held_out[f"y_{split}"] = features, labels
-    logits = LOGITS[model]
+    logits, block = LOGITS[model], None if model == "linear" else EVALUATION_BLOCK
     return Problem(
         name,
         X,
         y,
-        CrossEntropyLoss(logits),
+        CrossEntropyLoss(logits, block),
         functools.partial(init_params, model, X.shape[1], n_classes),
-        metrics=HeldOutMetrics(logits),
+        metrics=HeldOutMetrics(logits, block),
         held_out=held_out,
     )
 
