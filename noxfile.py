@@ -91,6 +91,8 @@ def bench(session: nox.Session) -> None:
     """The default benchmark suite; writes results/<device-tag>/ (args go to `python -m bench`)."""
     _install(session, "bench")
     session.run("python", "-m", "bench", *session.posargs)
+    if not session.posargs:  # results/cpu/ rewritten: the pages' figures follow it (tests/test_readme.py)
+        session.run("python", "-m", "bench.readme")
 
 
 @nox.session(default=False)
