@@ -201,12 +201,20 @@ def _summed_over_examples(terms, logits_function, params, X, labels, block):
     return jax.tree.map(lambda sums: jnp.sum(sums, axis=0), summed)
 
 
+def _check_block(block) -> None:
+    if block is not None and (isinstance(block, bool) or not isinstance(block, int) or block < 1):
+        raise ValueError(f"block must be a positive integer (examples a forward pass) or None; got {block!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class CrossEntropyLoss:
     """``loss(params, X, y)``: mean softmax cross-entropy of ``logits(params, X)``; equal per model."""
 
     logits: Callable
     block: int | None = EVALUATION_BLOCK  # examples a forward pass at a time; None: all
+
+    def __post_init__(self):
+        _check_block(self.block)
 
     def __call__(self, params, X, y):
         return -_summed_over_examples(_log_p, self.logits, params, X, y, self.block)["log_p"] / X.shape[0]
@@ -223,6 +231,9 @@ class HeldOutMetrics:
 
     logits: Callable
     block: int | None = EVALUATION_BLOCK  # examples a forward pass at a time; None: all
+
+    def __post_init__(self):
+        _check_block(self.block)
 
     def __call__(self, params, held_out):
         measured = {}

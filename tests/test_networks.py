@@ -693,6 +693,13 @@ def test_a_network_run_has_the_same_bits_alone_and_in_a_grid(optimizer, dtype):
             np.testing.assert_array_equal(leaf[0], grid_leaf[1, at : at + 1])
 
 
+@pytest.mark.parametrize("block", [0, -3, 2.5, True, "500"])
+def test_a_bad_block_is_refused_naming_it(block):
+    for evaluation in (networks.CrossEntropyLoss, networks.HeldOutMetrics):
+        with pytest.raises(ValueError, match=r"block must be a positive integer .* or None; got"):
+            evaluation(networks.mlp_logits, block=block)
+
+
 @pytest.mark.parametrize("block", [None, 2])
 def test_a_diverged_run_has_no_accuracy(block):
     """NaN logits would argmax to class 0 (about 10% right): a diverged run's accuracy is NaN instead,
